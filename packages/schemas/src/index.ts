@@ -1,0 +1,6 @@
+export * from './error.js'
+export * from './headers.js'
+export * from './history.js'
+export * from './message.js'
+export * from './monitor.js'
+export * from './session-id.js'

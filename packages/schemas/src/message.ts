@@ -1,0 +1,77 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { SessionId, Uuid } from './session-id.js'
+
+const FREE_TEXT_MAX = 1_000_000
+
+export const MessageCategory = Type.String({
+  maxLength: 64,
+  description: 'message, error, warning or info',
+})
+
+/** A stored message, as every API returns it (spec §4). */
+export const Message = Type.Object(
+  {
+    id: Uuid,
+    flow_id: Uuid,
+    session_id: Type.String(),
+    sender: Type.String(),
+    sender_name: Type.String(),
+    text: Type.String(),
+    timestamp: Type.String({ description: 'ISO-8601 UTC with microseconds; assigned once.' }),
+    files: Type.Array(Type.String()),
+    error: Type.Boolean(),
+    edit: Type.Boolean(),
+    properties: Type.Record(Type.String(), Type.Unknown()),
+    category: Type.String(),
+    content_blocks: Type.Array(Type.Unknown()),
+    context_id: Type.String(),
+  },
+  { $id: 'Message' },
+)
+export type Message = Static<typeof Message>
+
+/** What the run-service sends to store one message. `id` makes the write idempotent. */
+export const MessageInput = Type.Object(
+  {
+    id: Uuid,
+    flow_id: Uuid,
+    session_id: SessionId,
+    sender: Type.String({ maxLength: 255 }),
+    sender_name: Type.String({ maxLength: 255 }),
+    text: Type.String({ maxLength: FREE_TEXT_MAX }),
+    files: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })),
+    error: Type.Optional(Type.Boolean()),
+    edit: Type.Optional(Type.Boolean()),
+    properties: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    category: Type.Optional(MessageCategory),
+    content_blocks: Type.Optional(Type.Array(Type.Unknown())),
+    context_id: Type.Optional(Type.String({ maxLength: 255 })),
+  },
+  { additionalProperties: false },
+)
+export type MessageInput = Static<typeof MessageInput>
+
+/** Most messages one batch write may carry. */
+export const BATCH_MAX = 1000
+
+export const MessageBatch = Type.Object(
+  { messages: Type.Array(MessageInput, { minItems: 1, maxItems: BATCH_MAX }) },
+  { additionalProperties: false },
+)
+export type MessageBatch = Static<typeof MessageBatch>
+
+/** Fields a monitor edit (PUT /api/v1/monitor/messages/{id}) may change. */
+export const MessageUpdate = Type.Object(
+  {
+    text: Type.Optional(Type.String({ maxLength: FREE_TEXT_MAX })),
+    sender: Type.Optional(Type.String({ maxLength: 255 })),
+    sender_name: Type.Optional(Type.String({ maxLength: 255 })),
+    session_id: Type.Optional(SessionId),
+    files: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })),
+    edit: Type.Optional(Type.Boolean()),
+    error: Type.Optional(Type.Boolean()),
+    properties: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+)
+export type MessageUpdate = Static<typeof MessageUpdate>
