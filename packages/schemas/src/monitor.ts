@@ -26,10 +26,7 @@ export const MessagesQuery = Type.Object(
 export type MessagesQuery = Static<typeof MessagesQuery>
 
 /** GET /api/v1/monitor/messages/sessions */
-export const SessionIdsQuery = Type.Object(
-  { flow_id: Type.Optional(Uuid) },
-  { additionalProperties: false },
-)
+export const SessionIdsQuery = Type.Object({ flow_id: Type.Optional(Uuid) }, { additionalProperties: false })
 export type SessionIdsQuery = Static<typeof SessionIdsQuery>
 
 /** GET /api/v1/monitor/sessions */

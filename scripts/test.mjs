@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// The test command: finds the real Postgres and Redis if they run, tells which
+// backends the storage and cache tests will use, runs tap over every package,
+// and ends with one line "N passed, N failed".
+import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
+
+const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** Sends `probe` (if any) and resolves true when the server answers with something matching `expect`. */
+function reachable(url, probe, expect) {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) })
+    const done = (ok) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1500, () => done(false))
+    socket.on('error', () => done(false))
+    socket.on('connect', () => (probe ? socket.write(probe) : done(true)))
+    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
+  })
+}
+
+// An SSLRequest packet: any Postgres answers it with one byte, S or N.
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
+const [postgres, redis] = await Promise.all([
+  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
+  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
+])
+
+const env = { ...process.env }
+if (postgres) env.TEST_DATABASE_URL = DATABASE_URL
+else delete env.TEST_DATABASE_URL
+if (redis) env.TEST_REDIS_URL = REDIS_URL
+else delete env.TEST_REDIS_URL
+
+const where = (url) => new URL(url).host
+console.log(
+  `storage tests: ${postgres ? `Postgres at ${where(DATABASE_URL)}` : 'embedded PGlite (no Postgres reachable)'}`,
+)
+console.log(`cache tests:   ${redis ? `Redis at ${where(REDIS_URL)}` : 'in-process LRU (no Redis reachable)'}`)
+if (process.env.CI && (!postgres || !redis)) {
+  console.log('CI must test against real Postgres and Redis; start them first (.ci/run does).')
+  console.log('0 passed, 1 failed')
+  process.exit(1)
+}
+
+const tap = spawn('pnpm', ['exec', 'tap', ...process.argv.slice(2)], { env, stdio: ['inherit', 'pipe', 'inherit'] })
+let tail = ''
+tap.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk)
+  tail = (tail + chunk.toString()).slice(-4000)
+})
+tap.on('close', (code) => {
+  // tap's closing summary: "# { total: 12, pass: 11, fail: 1, skip: 0 }"
+  const summary = [...tail.matchAll(/# \{ total: (\d+)([^}]*)\}/g)].at(-1)
+  const count = (name) => Number(new RegExp(`${name}: (\\d+)`).exec(summary?.[2] ?? '')?.[1] ?? 0)
+  const failed = summary ? count('fail') : 1
+  const passed = count('pass')
+  const skipped = count('skip') + count('todo')
+  console.log(`backends: storage=${postgres ? 'postgres' : 'pglite'} cache=${redis ? 'redis' : 'in-process'}`)
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
+  process.exit(code === 0 && failed === 0 ? 0 : code || 1)
+})

@@ -1,0 +1,42 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+/** Every setting of the message-store, from environment variables only (see .env.example). */
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1' }),
+  MESSAGE_STORE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7862 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** Shared secret of the internal network; every /api and /internal request must carry it. */
+  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
+  /** Postgres server; without it the store runs on embedded PGlite under DATA_DIR. */
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_SCHEMA: Type.String({ default: 'public', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  /** Where PGlite keeps its files; `memory://` keeps them in memory only. */
+  DATA_DIR: Type.String({ default: '.data' }),
+  /** Redis for hot histories; without it an in-process LRU is used. */
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'msgstore:' }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 250 }),
+  CACHE_ENABLED: Type.Boolean({ default: true }),
+  CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  CACHE_MAX_MESSAGES: Type.Integer({ minimum: 1, maximum: 1000, default: 200 }),
+  CACHE_MAX_MESSAGE_BYTES: Type.Integer({ minimum: 256, default: 16_384 }),
+  /** Bound of the in-process cache (bytes of message JSON). */
+  CACHE_MAX_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
+  /** Body limit of the monitor API. */
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  /** Body limit of the internal write API (batches). */
+  INTERNAL_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Reads and validates the environment once; throws a readable error naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+}

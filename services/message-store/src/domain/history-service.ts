@@ -1,0 +1,143 @@
+import type { HistoryQuery } from '@session-runtime/schemas'
+import type { HistoryBackend } from '../cache/history-backend.js'
+import type { Database } from '../db/database.js'
+import { type HistoryEntry, readHistory, type SessionAppend, type SessionChange } from './message-repository.js'
+
+export interface HistoryServiceOptions {
+  /** Most messages cached per session (and fetched from Postgres to fill the cache). */
+  maxEntries: number
+  /** A message whose JSON is longer than this is never cached (keeps entries bounded). */
+  maxMessageBytes: number
+  /** Entry expiry; a fill whose Postgres read took longer than half of it is dropped. */
+  ttlMs: number
+  onError?: (err: Error, op: string) => void
+}
+
+/** The cache key of a session: tenant and flow always, never the session ID alone. */
+export function historyKey(tenant: string, flowId: string, sessionId: string): string {
+  return `${encodeURIComponent(tenant)}:${flowId}:${encodeURIComponent(sessionId)}`
+}
+
+/**
+ * Session histories with a read-through cache that never serves a state older
+ * than an acknowledged write: reads fill the cache with the version they read,
+ * writes append or leave a tombstone after they commit (see cache/history-backend.ts).
+ */
+export class HistoryService {
+  hits = 0
+  misses = 0
+
+  constructor(
+    private readonly db: Database,
+    private readonly cache: HistoryBackend | undefined,
+    private readonly opts: HistoryServiceOptions,
+  ) {}
+
+  /** The latest `limit` non-error messages of a session, as a JSON array text. */
+  async read(tenant: string, q: HistoryQuery): Promise<string> {
+    const filter = { sender: q.sender, senderName: q.sender_name }
+    const filtered = q.sender !== undefined || q.sender_name !== undefined
+    const key = historyKey(tenant, q.flow_id, q.session_id)
+    const cache = this.cache?.status() === 'up' ? this.cache : undefined
+    if (cache) {
+      const cached = await cache.get(key, filtered ? this.opts.maxEntries : q.limit).catch(() => null)
+      if (cached && cached.flag !== 't') {
+        let entries = cached.entries
+        if (filtered) entries = entries.filter((json) => matches(JSON.parse(json), filter))
+        if (entries.length >= q.limit || cached.flag === 'c') {
+          this.hits++
+          return toArray(entries.slice(Math.max(0, entries.length - q.limit)), q.order)
+        }
+      }
+    }
+    this.misses++
+    if (!cache || filtered) {
+      const snapshot = await readHistory(this.db, tenant, q.flow_id, q.session_id, q.limit, filter)
+      return toArray(snapshot.entries.map((e) => e.json).reverse(), q.order)
+    }
+    const token = cache.readToken()
+    const started = Date.now()
+    const fetch = Math.max(q.limit, this.opts.maxEntries)
+    const snapshot = await readHistory(this.db, tenant, q.flow_id, q.session_id, fetch + 1)
+    const newestFirst = snapshot.entries.slice(0, fetch)
+    if (Date.now() - started < this.opts.ttlMs / 2) {
+      await this.fill(cache, key, snapshot.version, newestFirst, snapshot.entries.length <= fetch, token)
+    }
+    return toArray(
+      newestFirst
+        .slice(0, q.limit)
+        .map((e) => e.json)
+        .reverse(),
+      q.order,
+    )
+  }
+
+  private async fill(
+    cache: HistoryBackend,
+    key: string,
+    version: number,
+    newestFirst: HistoryEntry[],
+    complete: boolean,
+    token: number,
+  ) {
+    // Cache the newest run of messages that are all small enough.
+    const kept: HistoryEntry[] = []
+    for (const entry of newestFirst) {
+      if (kept.length === this.opts.maxEntries || entry.json.length > this.opts.maxMessageBytes) {
+        complete = false
+        break
+      }
+      kept.push(entry)
+    }
+    kept.reverse()
+    const json = kept.map((e) => e.json)
+    await cache
+      .fill(key, version, complete ? 'c' : 'p', kept.at(-1)?.sortKey ?? '', json, token)
+      .catch((err) => this.opts.onError?.(err, 'fill'))
+  }
+
+  /** After a committed insert: append the new messages to the cached histories. */
+  async afterInsert(tenant: string, appends: SessionAppend[]): Promise<void> {
+    const cache = this.cache
+    if (!cache) return
+    await Promise.all(
+      appends.map((a) => {
+        const key = historyKey(tenant, a.flowId, a.sessionId)
+        if (a.entries.some((e) => e.json.length > this.opts.maxMessageBytes)) return cache.invalidate(key, a.version)
+        return cache.append(
+          key,
+          a.prevVersion,
+          a.version,
+          a.entries[0]?.sortKey ?? '',
+          a.entries.at(-1)?.sortKey ?? '',
+          a.entries.map((e) => e.json),
+        )
+      }),
+    ).catch((err) => this.opts.onError?.(err, 'append'))
+  }
+
+  /** After a committed edit, delete or rename: the cached states are out of date. */
+  async afterChange(tenant: string, changes: SessionChange[]): Promise<void> {
+    const cache = this.cache
+    if (!cache) return
+    await Promise.all(changes.map((c) => cache.invalidate(historyKey(tenant, c.flowId, c.sessionId), c.version))).catch(
+      (err) => this.opts.onError?.(err, 'invalidate'),
+    )
+  }
+}
+
+function matches(
+  message: { sender?: string; sender_name?: string },
+  filter: { sender?: string | undefined; senderName?: string | undefined },
+) {
+  return (
+    (filter.sender === undefined || message.sender === filter.sender) &&
+    (filter.senderName === undefined || message.sender_name === filter.senderName)
+  )
+}
+
+/** Splices message JSON strings into one JSON array, without parsing them. */
+function toArray(oldestFirst: string[], order: 'ASC' | 'DESC'): string {
+  const list = order === 'DESC' ? oldestFirst.slice().reverse() : oldestFirst
+  return `[${list.join(',')}]`
+}

@@ -1,0 +1,545 @@
+import type { MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
+import { type Database, type Queryable, RETRYABLE_SQLSTATES } from '../db/database.js'
+import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor.js'
+
+/**
+ * All SQL of the message-store. Every statement is scoped by tenant; nothing is
+ * keyed by session ID alone. Messages come back as JSON text built by Postgres
+ * (`message_json`), so the hot paths splice strings instead of re-serializing.
+ */
+
+/** A session whose state changed, with its new version (for the history cache). */
+export interface SessionChange {
+  flowId: string
+  sessionId: string
+  version: number
+}
+
+/** Messages appended to one session by one write. */
+export interface SessionAppend extends SessionChange {
+  /** The session's version just before this write (0: the session had no row). */
+  prevVersion: number
+  /** The appended non-error messages, in order. */
+  entries: HistoryEntry[]
+}
+
+/** One message as the history cache keeps it. */
+export interface HistoryEntry {
+  json: string
+  /** Sorts like (timestamp, seq); fixed width. */
+  sortKey: string
+  sender: string
+  senderName: string
+}
+
+export interface InsertResult {
+  /** JSON of each input message, in input order (stored earlier if replayed). */
+  messages: { id: string; json: string; created: boolean }[]
+  appends: SessionAppend[]
+}
+
+export class MessageIdConflictError extends Error {
+  constructor(readonly ids: string[]) {
+    super(`Message id already used by another owner: ${ids.join(', ')}`)
+  }
+}
+export class SessionNotFoundError extends Error {}
+export class SessionConflictError extends Error {}
+export class MessageNotFoundError extends Error {}
+
+const HISTORY_COLUMNS = `message_json(m) AS json, message_sort_key(m.ts, m.seq) AS sort_key, m.sender, m.sender_name`
+
+const INSERT_SQL = `
+WITH input AS (
+  SELECT * FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (
+    id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
+    files jsonb, error boolean, edit boolean, properties jsonb, category text,
+    content_blocks jsonb, context_id text)) WITH ORDINALITY AS x(
+    id, flow_id, session_id, sender, sender_name, text, files, error, edit, properties,
+    category, content_blocks, context_id, ord)
+),
+ins AS (
+  INSERT INTO messages AS m (id, tenant_id, flow_id, session_id, sender, sender_name, text,
+    files, error, edit, properties, category, content_blocks, context_id)
+  SELECT id, $1, flow_id, session_id, sender, sender_name, text,
+    coalesce(files, '[]'), coalesce(error, false), coalesce(edit, false), coalesce(properties, '{}'),
+    coalesce(category, CASE WHEN coalesce(error, false) THEN 'error' ELSE 'message' END),
+    coalesce(content_blocks, '[]'), coalesce(context_id, '')
+  FROM input ORDER BY ord
+  ON CONFLICT (id) DO NOTHING
+  RETURNING m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
+),
+agg AS (
+  SELECT flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
+    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text
+  FROM ins GROUP BY flow_id, session_id
+),
+up AS (
+  INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
+  SELECT $1, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
+  FROM agg ORDER BY flow_id, session_id
+  ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
+    message_count = s.message_count + excluded.message_count,
+    first_ts = least(s.first_ts, excluded.first_ts),
+    last_ts = greatest(s.last_ts, excluded.last_ts),
+    last_text = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_text ELSE s.last_text END,
+    prev_version = s.version,
+    version = nextval('session_version_seq')
+  RETURNING flow_id, session_id, version, prev_version
+)
+SELECT i.id, i.flow_id, i.session_id, i.error, i.json, i.sort_key, i.sender, i.sender_name,
+  u.version, u.prev_version
+FROM ins i JOIN up u ON u.flow_id = i.flow_id AND u.session_id = i.session_id
+ORDER BY i.ts, i.seq`
+
+interface InsertRow {
+  id: string
+  flow_id: string
+  session_id: string
+  error: boolean
+  json: string
+  sort_key: string
+  sender: string
+  sender_name: string
+  version: string
+  prev_version: string
+}
+
+/** Retries a transaction that lost a deadlock or serialization race. */
+async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (attempt >= 3 || !code || !RETRYABLE_SQLSTATES.has(code)) throw err
+    }
+  }
+}
+
+/**
+ * Stores messages; idempotent on `id`: a replayed id is not stored again and
+ * answers with the stored message. One statement per call, however many messages.
+ */
+export async function insertMessages(db: Database, tenant: string, inputs: MessageInput[]): Promise<InsertResult> {
+  const { rows } = await withRetry(() => db.query<InsertRow>(INSERT_SQL, [tenant, JSON.stringify(inputs)]))
+  const byId = new Map<string, { json: string; created: boolean }>()
+  const appends = new Map<string, SessionAppend>()
+  for (const row of rows) {
+    byId.set(row.id, { json: row.json, created: true })
+    const key = `${row.flow_id}\u0000${row.session_id}`
+    let append = appends.get(key)
+    if (!append) {
+      append = {
+        flowId: row.flow_id,
+        sessionId: row.session_id,
+        version: Number(row.version),
+        prevVersion: Number(row.prev_version),
+        entries: [],
+      }
+      appends.set(key, append)
+    }
+    if (!row.error) {
+      append.entries.push({ json: row.json, sortKey: row.sort_key, sender: row.sender, senderName: row.sender_name })
+    }
+  }
+  const replayed = inputs.filter((input) => !byId.has(input.id)).map((input) => input.id)
+  if (replayed.length > 0) {
+    const existing = await db.query<{ id: string; json: string }>(
+      'SELECT m.id, message_json(m) AS json FROM messages m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])',
+      [tenant, replayed],
+    )
+    for (const row of existing.rows) byId.set(row.id, { json: row.json, created: false })
+    const foreign = replayed.filter((id) => !byId.has(id))
+    if (foreign.length > 0) throw new MessageIdConflictError(foreign)
+  }
+  return {
+    messages: inputs.map((input) => {
+      const found = byId.get(input.id) as { json: string; created: boolean }
+      return { id: input.id, ...found }
+    }),
+    appends: [...appends.values()],
+  }
+}
+
+/** A session's latest non-error messages (newest first) and its version, read in one snapshot. */
+export interface HistorySnapshot {
+  version: number
+  /** Newest first. */
+  entries: HistoryEntry[]
+}
+
+export async function readHistory(
+  db: Queryable,
+  tenant: string,
+  flowId: string,
+  sessionId: string,
+  limit: number,
+  filter: { sender?: string | undefined; senderName?: string | undefined } = {},
+): Promise<HistorySnapshot> {
+  const params: unknown[] = [tenant, flowId, sessionId, limit]
+  let extra = ''
+  if (filter.sender !== undefined) {
+    params.push(filter.sender)
+    extra += ` AND m.sender = $${params.length}`
+  }
+  if (filter.senderName !== undefined) {
+    params.push(filter.senderName)
+    extra += ` AND m.sender_name = $${params.length}`
+  }
+  const { rows } = await db.query<{
+    version: string
+    json: string | null
+    sort_key: string
+    sender: string
+    sender_name: string
+  }>(
+    `SELECT v.version, h.json, h.sort_key, h.sender, h.sender_name
+     FROM (SELECT coalesce((SELECT version FROM sessions
+             WHERE tenant_id = $1 AND flow_id = $2 AND session_id = $3), 0) AS version) v
+     LEFT JOIN LATERAL (
+       SELECT ${HISTORY_COLUMNS}, m.ts, m.seq FROM messages m
+       WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 AND NOT m.error${extra}
+       ORDER BY m.ts DESC, m.seq DESC LIMIT $4
+     ) h ON true
+     ORDER BY h.ts DESC, h.seq DESC`,
+    params,
+  )
+  const version = Number(rows[0]?.version ?? 0)
+  const entries: HistoryEntry[] = []
+  for (const row of rows) {
+    if (row.json !== null) {
+      entries.push({ json: row.json, sortKey: row.sort_key, sender: row.sender, senderName: row.sender_name })
+    }
+  }
+  return { version, entries }
+}
+
+const SORT_COLUMN = { timestamp: null, sender: 'sender', sender_name: 'sender_name', session_id: 'session_id' } as const
+const CURSOR_FIELDS = ['o', 'd', 'v', 't', 's'] as const
+
+export interface Page {
+  /** JSON array text. */
+  body: string
+  nextCursor: string | undefined
+}
+
+/** GET /api/v1/monitor/messages: filters, ordering, offset and keyset cursor. */
+export async function listMessages(db: Queryable, tenant: string, q: MessagesQuery): Promise<Page> {
+  const params: unknown[] = [tenant]
+  const where = ['m.tenant_id = $1']
+  const add = (sql: string, value: unknown) => {
+    params.push(value)
+    where.push(sql.replace('?', `$${params.length}`))
+  }
+  if (q.flow_id !== undefined) add('m.flow_id = ?', q.flow_id)
+  if (q.session_id !== undefined) add('m.session_id = ?', q.session_id)
+  if (q.sender !== undefined) add('m.sender = ?', q.sender)
+  if (q.sender_name !== undefined) add('m.sender_name = ?', q.sender_name)
+  const column = SORT_COLUMN[q.order_by]
+  const dir = q.order === 'DESC' ? 'DESC' : 'ASC'
+  const cmp = dir === 'DESC' ? '<' : '>'
+  if (q.cursor !== undefined) {
+    const c = decodeCursor(q.cursor, CURSOR_FIELDS, { o: q.order_by, d: dir }, ['v'])
+    if (!/^\d{1,19}$/.test(c.s) || Number.isNaN(Date.parse(c.t))) throw new InvalidCursorError('Malformed cursor')
+    params.push(c.t, c.s)
+    const t = `$${params.length - 1}::timestamptz`
+    const s = `$${params.length}::bigint`
+    if (column) {
+      params.push(c.v)
+      where.push(`(m.${column}, m.ts, m.seq) ${cmp} ($${params.length}, ${t}, ${s})`)
+    } else {
+      where.push(`(m.ts, m.seq) ${cmp} (${t}, ${s})`)
+    }
+  }
+  const order = [column ? `m.${column} ${dir}` : '', `m.ts ${dir}`, `m.seq ${dir}`].filter(Boolean).join(', ')
+  params.push(q.limit + 1, q.offset)
+  const { rows } = await db.query<{ json: string; t: string; s: string; v: string | null }>(
+    `SELECT message_json(m) AS json, to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t,
+       m.seq::text AS s, ${column ? `m.${column}` : 'NULL'} AS v
+     FROM messages m WHERE ${where.join(' AND ')}
+     ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  )
+  const more = rows.length > q.limit
+  const page = more ? rows.slice(0, q.limit) : rows
+  const last = page.at(-1)
+  return {
+    body: `[${page.map((r) => r.json).join(',')}]`,
+    nextCursor: more && last ? encodeCursor({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }) : undefined,
+  }
+}
+
+const MAX_DISTINCT_SESSIONS = 10_000
+
+/** GET /api/v1/monitor/messages/sessions: distinct session IDs (bounded). */
+export async function listSessionIds(db: Queryable, tenant: string, flowId: string | undefined): Promise<string[]> {
+  const params: unknown[] = [tenant, MAX_DISTINCT_SESSIONS]
+  let flow = ''
+  if (flowId !== undefined) {
+    params.push(flowId)
+    flow = ' AND flow_id = $3'
+  }
+  const { rows } = await db.query<{ session_id: string }>(
+    `SELECT DISTINCT session_id FROM sessions WHERE tenant_id = $1 AND message_count > 0${flow}
+     ORDER BY session_id LIMIT $2`,
+    params,
+  )
+  return rows.map((r) => r.session_id)
+}
+
+const SESSION_CURSOR_FIELDS = ['t', 's', 'f'] as const
+
+/** GET /api/v1/monitor/sessions: summaries, most recently active first. */
+export async function listSessions(db: Queryable, tenant: string, q: SessionsQuery): Promise<Page> {
+  const params: unknown[] = [tenant]
+  const where = ['tenant_id = $1', 'message_count > 0']
+  if (q.flow_id !== undefined) {
+    params.push(q.flow_id)
+    where.push(`flow_id = $${params.length}`)
+  }
+  if (q.cursor !== undefined) {
+    const c = decodeCursor(q.cursor, SESSION_CURSOR_FIELDS)
+    if (Number.isNaN(Date.parse(c.t)) || !/^[0-9a-f-]{36}$/i.test(c.f)) throw new InvalidCursorError('Malformed cursor')
+    params.push(c.t, c.s, c.f)
+    const [t, s, f] = [params.length - 2, params.length - 1, params.length].map((i) => `$${i}`)
+    where.push(
+      `(last_ts < ${t}::timestamptz OR (last_ts = ${t}::timestamptz AND (session_id > ${s} OR (session_id = ${s} AND flow_id > ${f}::uuid))))`,
+    )
+  }
+  params.push(q.limit + 1)
+  const { rows } = await db.query<{ json: string; t: string; s: string; f: string }>(
+    `SELECT json_build_object(
+        'session_id', session_id, 'flow_id', flow_id, 'message_count', message_count,
+        'first_timestamp', to_char(first_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_timestamp', to_char(last_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'last_text', last_text)::text AS json,
+       to_char(last_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t, session_id AS s, flow_id::text AS f
+     FROM sessions WHERE ${where.join(' AND ')}
+     ORDER BY last_ts DESC, session_id ASC, flow_id ASC LIMIT $${params.length}`,
+    params,
+  )
+  const more = rows.length > q.limit
+  const page = more ? rows.slice(0, q.limit) : rows
+  const last = page.at(-1)
+  return {
+    body: `[${page.map((r) => r.json).join(',')}]`,
+    nextCursor: more && last ? encodeCursor({ t: last.t, s: last.s, f: last.f }) : undefined,
+  }
+}
+
+interface SessionKey {
+  flow_id: string
+  session_id: string
+}
+
+/** Locks the session rows (in a fixed order, so writers never deadlock) and returns the locked ones. */
+async function lockSessions(tx: Queryable, tenant: string, where: string, params: unknown[]) {
+  const { rows } = await tx.query<SessionKey & { message_count: string }>(
+    `SELECT flow_id, session_id, message_count FROM sessions
+     WHERE tenant_id = $1 AND ${where}
+     ORDER BY flow_id, session_id FOR UPDATE`,
+    [tenant, ...params],
+  )
+  return rows
+}
+
+/** Recomputes the summaries of the given sessions and moves their versions on. */
+async function refreshSessions(tx: Queryable, tenant: string, keys: SessionKey[]): Promise<SessionChange[]> {
+  if (keys.length === 0) return []
+  const { rows } = await tx.query<{ flow_id: string; session_id: string; version: string }>(
+    `WITH k AS (
+       SELECT DISTINCT f AS flow_id, s AS session_id FROM unnest($2::uuid[], $3::text[]) AS k(f, s)
+     ),
+     agg AS (
+       SELECT k.flow_id, k.session_id, x.n, x.first_ts, x.last_ts,
+         (SELECT m2.text FROM messages m2
+          WHERE m2.tenant_id = $1 AND m2.flow_id = k.flow_id AND m2.session_id = k.session_id
+          ORDER BY m2.ts DESC, m2.seq DESC LIMIT 1) AS last_text
+       FROM k CROSS JOIN LATERAL (
+         SELECT count(*) AS n, min(m.ts) AS first_ts, max(m.ts) AS last_ts FROM messages m
+         WHERE m.tenant_id = $1 AND m.flow_id = k.flow_id AND m.session_id = k.session_id
+       ) x
+     )
+     INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
+     SELECT $1, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
+     FROM agg ORDER BY flow_id, session_id
+     ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
+       message_count = excluded.message_count, first_ts = excluded.first_ts, last_ts = excluded.last_ts,
+       last_text = excluded.last_text, prev_version = s.version, version = nextval('session_version_seq')
+     RETURNING flow_id, session_id, version`,
+    [tenant, keys.map((k) => k.flow_id), keys.map((k) => k.session_id)],
+  )
+  return rows.map((r) => ({ flowId: r.flow_id, sessionId: r.session_id, version: Number(r.version) }))
+}
+
+/** DELETE /api/v1/monitor/messages: deletes the caller's messages among `ids`. */
+export async function deleteMessages(db: Database, tenant: string, ids: string[]): Promise<SessionChange[]> {
+  if (ids.length === 0) return []
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const { rows: keys } = await tx.query<SessionKey>(
+        'SELECT DISTINCT flow_id, session_id FROM messages WHERE tenant_id = $1 AND id = ANY($2::uuid[])',
+        [tenant, ids],
+      )
+      if (keys.length === 0) return []
+      await lockSessions(tx, tenant, '(flow_id, session_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))', [
+        keys.map((k) => k.flow_id),
+        keys.map((k) => k.session_id),
+      ])
+      const { rows: deleted } = await tx.query<SessionKey>(
+        'DELETE FROM messages WHERE tenant_id = $1 AND id = ANY($2::uuid[]) RETURNING flow_id, session_id',
+        [tenant, ids],
+      )
+      return refreshSessions(tx, tenant, [...keys, ...deleted])
+    }),
+  )
+}
+
+/**
+ * Deletes whole sessions of the caller (optionally in one flow). Returns the
+ * session IDs that had messages, and the changes for the cache.
+ */
+export async function deleteSessions(
+  db: Database,
+  tenant: string,
+  sessionIds: string[],
+  flowId?: string,
+): Promise<{ deletedSessionIds: string[]; changes: SessionChange[] }> {
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const params: unknown[] = [sessionIds]
+      let where = 'session_id = ANY($2::text[])'
+      if (flowId !== undefined) {
+        params.push(flowId)
+        where += ' AND flow_id = $3'
+      }
+      const locked = await lockSessions(tx, tenant, where, params)
+      if (locked.length === 0) return { deletedSessionIds: [], changes: [] }
+      await tx.query(
+        `DELETE FROM messages m USING unnest($2::uuid[], $3::text[]) AS k(f, s)
+         WHERE m.tenant_id = $1 AND m.flow_id = k.f AND m.session_id = k.s`,
+        [tenant, locked.map((k) => k.flow_id), locked.map((k) => k.session_id)],
+      )
+      const changes = await refreshSessions(tx, tenant, locked)
+      const deletedSessionIds = [...new Set(locked.filter((k) => Number(k.message_count) > 0).map((k) => k.session_id))]
+      return { deletedSessionIds, changes }
+    }),
+  )
+}
+
+/**
+ * Renames a session atomically: every message of `oldId` in the caller's flows
+ * (or in `flowId`) moves to `newId`. Refuses to merge into a session that already
+ * has messages in one of those flows.
+ */
+export async function renameSession(
+  db: Database,
+  tenant: string,
+  oldId: string,
+  newId: string,
+  flowId?: string,
+): Promise<{ body: string; changes: SessionChange[] }> {
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const params: unknown[] = [[oldId, newId]]
+      let where = 'session_id = ANY($2::text[])'
+      if (flowId !== undefined) {
+        params.push(flowId)
+        where += ' AND flow_id = $3'
+      }
+      const locked = await lockSessions(tx, tenant, where, params)
+      const flows = locked.filter((k) => k.session_id === oldId && Number(k.message_count) > 0).map((k) => k.flow_id)
+      if (flows.length === 0) throw new SessionNotFoundError(`Session ${oldId} not found`)
+      const taken = locked.some(
+        (k) => k.session_id === newId && Number(k.message_count) > 0 && flows.includes(k.flow_id),
+      )
+      if (taken || oldId === newId) {
+        throw new SessionConflictError(`Session ${newId} already has messages in this flow; rename would merge them`)
+      }
+      const { rows } = await tx.query<{ json: string }>(
+        `WITH u AS (
+           UPDATE messages m SET session_id = $3
+           WHERE m.tenant_id = $1 AND m.session_id = $2 AND m.flow_id = ANY($4::uuid[])
+           RETURNING message_json(m) AS json, m.ts, m.seq
+         )
+         SELECT json FROM u ORDER BY ts, seq`,
+        [tenant, oldId, newId, flows],
+      )
+      const keys = flows.flatMap((f) => [
+        { flow_id: f, session_id: oldId },
+        { flow_id: f, session_id: newId },
+      ])
+      const changes = await refreshSessions(tx, tenant, keys)
+      return { body: `[${rows.map((r) => r.json).join(',')}]`, changes }
+    }),
+  )
+}
+
+/** PUT /api/v1/monitor/messages/{id}: updates fields; a new text marks the message edited. */
+export async function updateMessage(
+  db: Database,
+  tenant: string,
+  id: string,
+  update: MessageUpdate,
+): Promise<{ json: string; changes: SessionChange[] }> {
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const { rows: found } = await tx.query<SessionKey>(
+        'SELECT flow_id, session_id FROM messages WHERE tenant_id = $1 AND id = $2',
+        [tenant, id],
+      )
+      const current = found[0]
+      if (!current) throw new MessageNotFoundError('Message not found')
+      const target = update.session_id ?? current.session_id
+      await lockSessions(tx, tenant, 'flow_id = $2 AND session_id = ANY($3::text[])', [
+        current.flow_id,
+        [current.session_id, target],
+      ])
+      const params: unknown[] = [tenant, id, current.flow_id, current.session_id]
+      const sets: string[] = []
+      const param = (value: unknown) => {
+        params.push(value)
+        return `$${params.length}`
+      }
+      if (update.text !== undefined) sets.push(`text = ${param(update.text)}`, 'edit = true')
+      else if (update.edit !== undefined) sets.push(`edit = ${param(update.edit)}`)
+      if (update.sender !== undefined) sets.push(`sender = ${param(update.sender)}`)
+      if (update.sender_name !== undefined) sets.push(`sender_name = ${param(update.sender_name)}`)
+      if (update.session_id !== undefined) sets.push(`session_id = ${param(update.session_id)}`)
+      if (update.files !== undefined) sets.push(`files = ${param(JSON.stringify(update.files))}::jsonb`)
+      if (update.error !== undefined) sets.push(`error = ${param(update.error)}`)
+      let properties = update.properties !== undefined ? `${param(JSON.stringify(update.properties))}::jsonb` : ''
+      // Langflow marks an edited message in its properties too.
+      if (update.text !== undefined) properties = `jsonb_set(${properties || 'properties'}, '{edited}', 'true')`
+      if (properties) sets.push(`properties = ${properties}`)
+      if (sets.length === 0) sets.push('id = id')
+      const { rows } = await tx.query<{ json: string }>(
+        `UPDATE messages m SET ${sets.join(', ')}
+         WHERE m.tenant_id = $1 AND m.id = $2 AND m.flow_id = $3 AND m.session_id = $4
+         RETURNING message_json(m) AS json`,
+        params,
+      )
+      const row = rows[0]
+      // The message moved or vanished between the read and the lock: start over.
+      if (!row) throw Object.assign(new Error('message changed concurrently'), { code: '40001' })
+      const changes = await refreshSessions(tx, tenant, [current, { flow_id: current.flow_id, session_id: target }])
+      return { json: row.json, changes }
+    }),
+  )
+}
+
+/** Deletes every message of a flow (used when a flow is deleted). */
+export async function deleteFlowMessages(db: Database, tenant: string, flowId: string): Promise<SessionChange[]> {
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const locked = await lockSessions(tx, tenant, 'flow_id = $2', [flowId])
+      await tx.query('DELETE FROM messages WHERE tenant_id = $1 AND flow_id = $2', [tenant, flowId])
+      return refreshSessions(tx, tenant, locked)
+    }),
+  )
+}
+
+export async function ping(db: Queryable): Promise<void> {
+  await db.query('SELECT 1')
+}

@@ -1,0 +1,50 @@
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { isUnavailableError } from '../../db/database.js'
+import { InvalidCursorError } from '../../domain/cursor.js'
+import {
+  MessageIdConflictError,
+  MessageNotFoundError,
+  SessionConflictError,
+  SessionNotFoundError,
+} from '../../domain/message-repository.js'
+import { Errors } from '../../errors.js'
+
+/** Maps every error to the one envelope `{ detail, code }`; 5xx details are logged, not shown. */
+function toHttpError(err: FastifyError, bodyLimit: number): FastifyError {
+  if (err.validation) return new Errors.Validation(err.message)
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new Errors.PayloadTooLarge(bodyLimit)
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new Errors.BadRequest('Malformed JSON in request body')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new Errors.BadRequest('Request body is empty but Content-Type is application/json')
+  }
+  if (err instanceof InvalidCursorError) return new Errors.InvalidCursor(err.message)
+  if (err instanceof MessageNotFoundError) return new Errors.MessageNotFound()
+  if (err instanceof SessionNotFoundError) return new Errors.SessionNotFound(err.message)
+  if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
+  if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
+  if (isUnavailableError(err)) return new Errors.Unavailable('try again shortly')
+  return err
+}
+
+async function errorHandler(app: FastifyInstance, opts: { bodyLimit: number }) {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const err = toHttpError(error, request.routeOptions.bodyLimit ?? opts.bodyLimit)
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+      const shown = status === 503 ? err : new Errors.Internal()
+      return reply.code(status).send({ detail: shown.message, code: shown.code })
+    }
+    return reply.code(status).send({ detail: err.message, code: err.code ?? 'MSGSTORE_BAD_REQUEST' })
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const err = new Errors.NotFound(request.method, request.url.split('?')[0])
+    reply.code(404).send({ detail: err.message, code: err.code })
+  })
+}
+
+export default fp(errorHandler, { name: 'error-handler' })

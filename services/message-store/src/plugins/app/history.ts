@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import type { HistoryBackend } from '../../cache/history-backend.js'
+import { createMemoryBackend } from '../../cache/memory-backend.js'
+import { createRedisBackend } from '../../cache/redis-backend.js'
+import type { Config } from '../../config.js'
+import { HistoryService } from '../../domain/history-service.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    historyCache: HistoryBackend | undefined
+    history: HistoryService
+  }
+}
+
+/** The hot-history cache (Redis with REDIS_URL, else in-process) and the history service over it. */
+async function history(app: FastifyInstance, { config }: { config: Config }) {
+  const ttlMs = config.CACHE_TTL_SECONDS * 1000
+  const onError = (err: Error) => app.log.warn({ err }, 'history cache unavailable; serving from the database')
+  let cache: HistoryBackend | undefined
+  if (config.CACHE_ENABLED) {
+    cache = config.REDIS_URL
+      ? createRedisBackend({
+          url: config.REDIS_URL,
+          keyPrefix: config.REDIS_KEY_PREFIX,
+          commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+          maxEntries: config.CACHE_MAX_MESSAGES,
+          ttlMs,
+          onError,
+        })
+      : createMemoryBackend({ maxEntries: config.CACHE_MAX_MESSAGES, ttlMs, maxBytes: config.CACHE_MAX_BYTES })
+    const opened = cache
+    app.addHook('onClose', () => opened.close())
+  }
+  app.log.info({ cache: cache?.kind ?? 'disabled' }, 'history cache ready')
+  app.decorate('historyCache', cache)
+  app.decorate(
+    'history',
+    new HistoryService(app.db, cache, {
+      maxEntries: config.CACHE_MAX_MESSAGES,
+      maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
+      ttlMs,
+      onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
+    }),
+  )
+}
+
+export default fp(history, { name: 'history', dependencies: ['database'] })

@@ -1,0 +1,90 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ErrorEnvelope, HistoryQuery, Message, MessageBatch, MessageInput, Uuid } from '@session-runtime/schemas'
+import { Type } from '@sinclair/typebox'
+import { deleteFlowMessages, insertMessages } from '../../domain/message-repository.js'
+import { sendSerialized } from '../serialized.js'
+
+const errors = {
+  400: ErrorEnvelope,
+  401: ErrorEnvelope,
+  409: ErrorEnvelope,
+  413: ErrorEnvelope,
+  422: ErrorEnvelope,
+  503: ErrorEnvelope,
+}
+
+/**
+ * The internal API of the run-service: idempotent writes and the history read of
+ * the Memory component (the hot path). Never routed by the gateway.
+ */
+const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, opts) => {
+  app.addHook('onRequest', app.requireInternalCaller)
+
+  app.post(
+    '/internal/messages',
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        summary: 'Store one message (idempotent on id)',
+        body: MessageInput,
+        response: { 200: Message, 201: Message, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await insertMessages(app.db, request.tenant, [request.body])
+      await app.history.afterInsert(request.tenant, result.appends)
+      const stored = result.messages[0] as { json: string; created: boolean }
+      return sendSerialized(reply, stored.created ? 201 : 200, stored.json)
+    },
+  )
+
+  app.post(
+    '/internal/messages/batch',
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        summary: 'Store messages in one statement (idempotent on id)',
+        body: MessageBatch,
+        response: { 201: Type.Array(Message), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await insertMessages(app.db, request.tenant, request.body.messages)
+      await app.history.afterInsert(request.tenant, result.appends)
+      return sendSerialized(reply, 201, `[${result.messages.map((m) => m.json).join(',')}]`)
+    },
+  )
+
+  app.get(
+    '/internal/history',
+    {
+      schema: {
+        summary: "The latest messages of a session, error messages excluded (the Memory component's read)",
+        querystring: HistoryQuery,
+        response: { 200: Type.Array(Message), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const body = await app.history.read(request.tenant, request.query)
+      return sendSerialized(reply, 200, body)
+    },
+  )
+
+  app.delete(
+    '/internal/flows/:flow_id/messages',
+    {
+      schema: {
+        summary: 'Delete every message of a flow (the flow was deleted)',
+        params: Type.Object({ flow_id: Uuid }),
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const changes = await deleteFlowMessages(app.db, request.tenant, request.params.flow_id)
+      await app.history.afterChange(request.tenant, changes)
+      return reply.code(204).send(null)
+    },
+  )
+}
+
+export default internal

@@ -1,0 +1,185 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import {
+  BULK_SESSIONS_MAX,
+  DeleteSessionsResponse,
+  ErrorEnvelope,
+  Message,
+  MessageIdParams,
+  MessageIds,
+  MessagesQuery,
+  MessageUpdate,
+  NEXT_CURSOR_HEADER,
+  RenameParams,
+  RenameSessionQuery,
+  SessionIds,
+  SessionIdsQuery,
+  SessionParams,
+  SessionSummary,
+  SessionsQuery,
+  Uuid,
+} from '@session-runtime/schemas'
+import { Type } from '@sinclair/typebox'
+import {
+  deleteMessages,
+  deleteSessions,
+  listMessages,
+  listSessionIds,
+  listSessions,
+  renameSession,
+  updateMessage,
+} from '../../domain/message-repository.js'
+import { Errors } from '../../errors.js'
+import { sendSerialized } from '../serialized.js'
+
+const errors = {
+  400: ErrorEnvelope,
+  401: ErrorEnvelope,
+  404: ErrorEnvelope,
+  409: ErrorEnvelope,
+  413: ErrorEnvelope,
+  422: ErrorEnvelope,
+  503: ErrorEnvelope,
+}
+const NextCursor = Type.Object({
+  [NEXT_CURSOR_HEADER]: Type.Optional(Type.String({ description: 'Present if and only if more rows follow' })),
+})
+
+/**
+ * The monitor API (spec §5), reached through the gateway. Every query and
+ * mutation is scoped by the caller's tenant: another tenant's rows are invisible.
+ */
+const monitor: FastifyPluginAsyncTypebox = async (app) => {
+  app.addHook('onRequest', app.requireInternalCaller)
+
+  app.get(
+    '/api/v1/monitor/messages',
+    {
+      schema: {
+        summary: 'List messages with filters, ordering and keyset paging',
+        querystring: MessagesQuery,
+        response: { 200: { ...Type.Array(Message), headers: NextCursor }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const page = await listMessages(app.db, request.tenant, request.query)
+      if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
+      return sendSerialized(reply, 200, page.body)
+    },
+  )
+
+  app.delete(
+    '/api/v1/monitor/messages',
+    {
+      schema: {
+        summary: "Delete the caller's messages by ID (unknown or foreign IDs are ignored)",
+        body: MessageIds,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const changes = await deleteMessages(app.db, request.tenant, request.body)
+      await app.history.afterChange(request.tenant, changes)
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.put(
+    '/api/v1/monitor/messages/:id',
+    {
+      schema: {
+        summary: 'Edit a message; a new text marks it edited',
+        params: MessageIdParams,
+        body: MessageUpdate,
+        response: { 200: Message, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await updateMessage(app.db, request.tenant, request.params.id, request.body)
+      await app.history.afterChange(request.tenant, result.changes)
+      return sendSerialized(reply, 200, result.json)
+    },
+  )
+
+  app.get(
+    '/api/v1/monitor/messages/sessions',
+    {
+      schema: {
+        summary: 'Distinct session IDs (Langflow-compatible)',
+        querystring: SessionIdsQuery,
+        response: { 200: Type.Array(Type.String()), ...errors },
+      },
+    },
+    async (request) => listSessionIds(app.db, request.tenant, request.query.flow_id),
+  )
+
+  app.get(
+    '/api/v1/monitor/sessions',
+    {
+      schema: {
+        summary: 'Session summaries, most recently active first (for the Playground)',
+        querystring: SessionsQuery,
+        response: { 200: { ...Type.Array(SessionSummary), headers: NextCursor }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const page = await listSessions(app.db, request.tenant, request.query)
+      if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
+      return sendSerialized(reply, 200, page.body)
+    },
+  )
+
+  app.patch(
+    '/api/v1/monitor/messages/session/:old_session_id',
+    {
+      schema: {
+        summary: 'Rename a session atomically (never merges into a session that has messages)',
+        params: RenameParams,
+        querystring: RenameSessionQuery,
+        response: { 200: Type.Array(Message), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { new_session_id, flow_id } = request.query
+      const result = await renameSession(app.db, request.tenant, request.params.old_session_id, new_session_id, flow_id)
+      await app.history.afterChange(request.tenant, result.changes)
+      return sendSerialized(reply, 200, result.body)
+    },
+  )
+
+  app.delete(
+    '/api/v1/monitor/messages/session/:session_id',
+    {
+      schema: {
+        summary: 'Delete a session (a no-op for unknown or foreign sessions)',
+        params: SessionParams,
+        querystring: Type.Object({ flow_id: Type.Optional(Uuid) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const result = await deleteSessions(app.db, request.tenant, [request.params.session_id], request.query.flow_id)
+      await app.history.afterChange(request.tenant, result.changes)
+      return reply.code(204).send(null)
+    },
+  )
+
+  app.delete(
+    '/api/v1/monitor/messages/sessions',
+    {
+      schema: {
+        summary: `Delete up to ${BULK_SESSIONS_MAX} sessions`,
+        body: SessionIds,
+        response: { 200: DeleteSessionsResponse, ...errors },
+      },
+    },
+    async (request) => {
+      if (request.body.length > BULK_SESSIONS_MAX) throw new Errors.TooManySessions(BULK_SESSIONS_MAX)
+      const result = await deleteSessions(app.db, request.tenant, request.body)
+      await app.history.afterChange(request.tenant, result.changes)
+      const n = result.deletedSessionIds.length
+      return { message: `Deleted ${n} session${n === 1 ? '' : 's'}`, deleted_count: n }
+    },
+  )
+}
+
+export default monitor
