@@ -14,6 +14,7 @@ const MIGRATION_LOCK = 7_862_001
 export async function migrate(db: Database): Promise<string[]> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS "${db.schema.replaceAll('"', '""')}"`)
     const postgrator = new Postgrator({
       migrationPattern: MIGRATIONS,
       driver: 'pg',

@@ -22,9 +22,6 @@ export async function createPgDatabase(opts: PgDatabaseOptions): Promise<Databas
   // An idle client that loses its connection emits 'error' on the pool; without a
   // listener that would crash the process. The next query reconnects.
   pool.on('error', () => {})
-  if (opts.schema !== 'public') {
-    await pool.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`)
-  }
   return {
     kind: 'postgres',
     schema: opts.schema,
