@@ -19,24 +19,39 @@ export interface MemoryBackendOptions extends HistoryBackendOptions {
  */
 export function createMemoryBackend(opts: MemoryBackendOptions): HistoryBackend {
   let evictions = 0
+  const sizeOf = (e: Entry, key: string) => key.length + 64 + e.entries.reduce((n, s) => n + s.length, 0)
   const lru = new LRUCache<string, Entry>({
     maxSize: opts.maxBytes,
     ttl: opts.ttlMs,
     updateAgeOnGet: true,
-    sizeCalculation: (e, key) => key.length + 64 + e.entries.reduce((n, s) => n + s.length, 0),
+    sizeCalculation: sizeOf,
     dispose: (_value, _key, reason) => {
       if (reason === 'evict' || reason === 'expire') evictions++
     },
   })
 
-  const tombstone = (key: string, version: number) => lru.set(key, { version, flag: 't', lastKey: '', entries: [] })
+  // An entry larger than the whole cache is not stored by lru-cache, which drops the
+  // key's current entry instead (a tombstone, maybe) without counting an eviction:
+  // keep a tombstone at the entry's version then, and if even that does not fit,
+  // count the loss so that fills with older tokens are refused.
+  const put = (key: string, entry: Entry) => {
+    if (sizeOf(entry, key) > opts.maxBytes) entry = { version: entry.version, flag: 't', lastKey: '', entries: [] }
+    if (sizeOf(entry, key) > opts.maxBytes) {
+      lru.delete(key)
+      evictions++
+      return
+    }
+    lru.set(key, entry)
+  }
+
+  const tombstone = (key: string, version: number) => put(key, { version, flag: 't', lastKey: '', entries: [] })
 
   const store = (key: string, version: number, flag: HistoryFlag, lastKey: string, entries: string[]) => {
     if (entries.length > opts.maxEntries) {
       entries = entries.slice(entries.length - opts.maxEntries)
       flag = 'p'
     }
-    lru.set(key, { version, flag, lastKey, entries })
+    put(key, { version, flag, lastKey, entries })
   }
 
   return {

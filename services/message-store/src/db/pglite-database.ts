@@ -23,6 +23,8 @@ export async function createPgliteDatabase(dataDir: string | undefined): Promise
           },
         }),
       ),
-    close: () => db.close(),
+    close: async () => {
+      if (!db.closed) await db.close()
+    },
   }
 }
