@@ -1,6 +1,13 @@
 import type { MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
 import { type Database, type Queryable, RETRYABLE_SQLSTATES } from '../db/database.js'
-import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor.js'
+import {
+  decodeCursor,
+  encodeCursor,
+  InvalidCursorError,
+  isCursorBigint,
+  isCursorTimestamp,
+  isCursorUuid,
+} from './cursor.js'
 
 /**
  * All SQL of the message-store. Every statement is scoped by tenant; nothing is
@@ -241,7 +248,9 @@ export async function listMessages(db: Queryable, tenant: string, q: MessagesQue
   const cmp = dir === 'DESC' ? '<' : '>'
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor, CURSOR_FIELDS, { o: q.order_by, d: dir }, ['v'])
-    if (!/^\d{1,19}$/.test(c.s) || Number.isNaN(Date.parse(c.t))) throw new InvalidCursorError('Malformed cursor')
+    if (!isCursorBigint(c.s) || !isCursorTimestamp(c.t) || (column !== null && c.v === null)) {
+      throw new InvalidCursorError('Malformed cursor')
+    }
     params.push(c.t, c.s)
     const t = `$${params.length - 1}::timestamptz`
     const s = `$${params.length}::bigint`
@@ -300,7 +309,7 @@ export async function listSessions(db: Queryable, tenant: string, q: SessionsQue
   }
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor, SESSION_CURSOR_FIELDS)
-    if (Number.isNaN(Date.parse(c.t)) || !/^[0-9a-f-]{36}$/i.test(c.f)) throw new InvalidCursorError('Malformed cursor')
+    if (!isCursorTimestamp(c.t) || !isCursorUuid(c.f)) throw new InvalidCursorError('Malformed cursor')
     params.push(c.t, c.s, c.f)
     const [t, s, f] = [params.length - 2, params.length - 1, params.length].map((i) => `$${i}`)
     where.push(
@@ -342,6 +351,25 @@ async function lockSessions(tx: Queryable, tenant: string, where: string, params
     [tenant, ...params],
   )
   return rows
+}
+
+/**
+ * Makes sure the session rows exist (a session about to receive messages by a
+ * rename or a move), then locks them. Creating the row first means a concurrent
+ * first insert into the same session is waited for and seen, never missed.
+ */
+async function ensureAndLockSessions(tx: Queryable, tenant: string, keys: SessionKey[]) {
+  await tx.query(
+    `INSERT INTO sessions (tenant_id, flow_id, session_id, message_count, version)
+     SELECT $1, f, s, 0, nextval('session_version_seq') FROM unnest($2::uuid[], $3::text[]) AS k(f, s)
+     ORDER BY f, s
+     ON CONFLICT (tenant_id, flow_id, session_id) DO NOTHING`,
+    [tenant, keys.map((k) => k.flow_id), keys.map((k) => k.session_id)],
+  )
+  return lockSessions(tx, tenant, '(flow_id, session_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))', [
+    keys.map((k) => k.flow_id),
+    keys.map((k) => k.session_id),
+  ])
 }
 
 /** Recomputes the summaries of the given sessions and moves their versions on. */
@@ -442,18 +470,20 @@ export async function renameSession(
 ): Promise<{ body: string; changes: SessionChange[] }> {
   return withRetry(() =>
     db.transaction(async (tx) => {
-      const params: unknown[] = [[oldId, newId]]
-      let where = 'session_id = ANY($2::text[])'
+      const params: unknown[] = [oldId]
+      let where = 'session_id = $2 AND message_count > 0'
       if (flowId !== undefined) {
         params.push(flowId)
         where += ' AND flow_id = $3'
       }
-      const locked = await lockSessions(tx, tenant, where, params)
-      const flows = locked.filter((k) => k.session_id === oldId && Number(k.message_count) > 0).map((k) => k.flow_id)
+      const flows = (await lockSessions(tx, tenant, where, params)).map((k) => k.flow_id)
       if (flows.length === 0) throw new SessionNotFoundError(`Session ${oldId} not found`)
-      const taken = locked.some(
-        (k) => k.session_id === newId && Number(k.message_count) > 0 && flows.includes(k.flow_id),
+      const targets = await ensureAndLockSessions(
+        tx,
+        tenant,
+        flows.map((f) => ({ flow_id: f, session_id: newId })),
       )
+      const taken = targets.some((k) => Number(k.message_count) > 0)
       if (taken || oldId === newId) {
         throw new SessionConflictError(`Session ${newId} already has messages in this flow; rename would merge them`)
       }
@@ -492,10 +522,7 @@ export async function updateMessage(
       const current = found[0]
       if (!current) throw new MessageNotFoundError('Message not found')
       const target = update.session_id ?? current.session_id
-      await lockSessions(tx, tenant, 'flow_id = $2 AND session_id = ANY($3::text[])', [
-        current.flow_id,
-        [current.session_id, target],
-      ])
+      await ensureAndLockSessions(tx, tenant, [current, { flow_id: current.flow_id, session_id: target }])
       const params: unknown[] = [tenant, id, current.flow_id, current.session_id]
       const sets: string[] = []
       const param = (value: unknown) => {
