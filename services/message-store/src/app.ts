@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import database from './plugins/app/database.js'
-import errorHandler from './plugins/app/error-handler.js'
+import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
 import history from './plugins/app/history.js'
 import internalAuth from './plugins/app/internal-auth.js'
 import validation from './plugins/app/validation.js'
@@ -21,7 +21,11 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     // Session IDs travel in paths: 255 code points, percent-encoded, are far longer
     // than find-my-way's default of 100 (which answers 414).
     routerOptions: { maxParamLength: 65_536 },
+    // Bad percent-encoding and over-long parameters: answered in the error envelope.
+    frameworkErrors,
     requestIdHeader: 'x-request-id',
+    // Start-up waits for the database and its migrations (PGlite boots in seconds on a busy machine).
+    pluginTimeout: 60_000,
     ...options,
   }).withTypeProvider<TypeBoxTypeProvider>()
 

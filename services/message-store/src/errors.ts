@@ -8,6 +8,7 @@ export const Errors = {
   BadRequest: createError('MSGSTORE_BAD_REQUEST', '%s', 400),
   InvalidCursor: createError('MSGSTORE_INVALID_CURSOR', '%s', 400),
   TooManySessions: createError('MSGSTORE_TOO_MANY_SESSIONS', 'At most %d session IDs per request', 400),
+  UnsupportedMediaType: createError('MSGSTORE_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Content-Type; send JSON', 415),
   PayloadTooLarge: createError('MSGSTORE_PAYLOAD_TOO_LARGE', 'Request body is larger than the limit of %d bytes', 413),
   MessageNotFound: createError('MSGSTORE_MESSAGE_NOT_FOUND', 'Message not found', 404),
   SessionNotFound: createError('MSGSTORE_SESSION_NOT_FOUND', '%s', 404),

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isUnavailableError } from '../../db/database.js'
 import { InvalidCursorError } from '../../domain/cursor.js'
@@ -20,6 +20,8 @@ function toHttpError(err: FastifyError, bodyLimit: number): FastifyError {
       return new Errors.BadRequest('Malformed JSON in request body')
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new Errors.BadRequest('Request body is empty but Content-Type is application/json')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new Errors.UnsupportedMediaType()
   }
   if (err instanceof InvalidCursorError) return new Errors.InvalidCursor(err.message)
   if (err instanceof MessageNotFoundError) return new Errors.MessageNotFound()
@@ -28,6 +30,20 @@ function toHttpError(err: FastifyError, bodyLimit: number): FastifyError {
   if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
   if (isUnavailableError(err)) return new Errors.Unavailable('try again shortly')
   return err
+}
+
+/**
+ * The router's own errors (a malformed percent-encoding, a path parameter over
+ * maxParamLength) never reach the error handler; Fastify calls this instead.
+ * Both are the caller's mistake, answered in the envelope: an over-long
+ * parameter can't be a valid session ID or UUID, so it is a 422 like any other.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  const err =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new Errors.Validation('A path parameter is longer than any valid value')
+      : new Errors.BadRequest('Malformed URL: invalid percent-encoding')
+  return reply.code(err.statusCode ?? 400).send({ detail: err.message, code: err.code })
 }
 
 async function errorHandler(app: FastifyInstance, opts: { bodyLimit: number }) {
@@ -39,7 +55,9 @@ async function errorHandler(app: FastifyInstance, opts: { bodyLimit: number }) {
       const shown = status === 503 ? err : new Errors.Internal()
       return reply.code(status).send({ detail: shown.message, code: shown.code })
     }
-    return reply.code(status).send({ detail: err.message, code: err.code ?? 'MSGSTORE_BAD_REQUEST' })
+    // Any other framework error keeps its status but answers with a code of this service.
+    const code = err.code?.startsWith('MSGSTORE_') ? err.code : 'MSGSTORE_BAD_REQUEST'
+    return reply.code(status).send({ detail: err.message, code })
   })
   app.setNotFoundHandler((request, reply) => {
     const err = new Errors.NotFound(request.method, request.url.split('?')[0])
