@@ -15,6 +15,8 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   DATABASE_SCHEMA: Type.String({ default: 'public', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
   DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  /** Write statements in flight at once; writes arriving meanwhile are coalesced into the next one. */
+  WRITE_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
   DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
   /** Where PGlite keeps its files; `memory://` keeps them in memory only. */
   DATA_DIR: Type.String({ default: '.data' }),

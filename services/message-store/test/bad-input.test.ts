@@ -570,3 +570,29 @@ t.test('unknown routes and methods are a 404 in the envelope', async (t) => {
     t.match(body.detail, url.split('?')[0] as string)
   }
 })
+
+t.test('NUL inside a message text or its JSON fields is a 422, and nothing is stored', async (t) => {
+  const flow_id = randomUUID()
+  const cases: Array<[string, Record<string, unknown>]> = [
+    ['text', { text: 'a\u0000b' }],
+    ['properties', { properties: { note: 'a\u0000b' } }],
+    ['content_blocks', { content_blocks: [{ text: '\u0000' }] }],
+  ]
+  for (const [name, fields] of cases) {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/internal/messages',
+      headers: internalHeaders(),
+      payload: messageInput({ flow_id, session_id: 'nul', ...fields }),
+    })
+    t.equal(res.statusCode, 422, `${name}: 422`)
+    t.equal(res.json().code, 'MSGSTORE_VALIDATION')
+  }
+  const listed = await app.inject({
+    method: 'GET',
+    url: '/api/v1/monitor/messages',
+    headers: internalHeaders(),
+    query: { flow_id },
+  })
+  t.same(listed.json(), [], 'nothing was stored')
+})

@@ -94,6 +94,9 @@ return {'T'}`
 
 type ScriptReply = string[]
 
+/** How long to wait before moving the epoch on again after that failed. */
+const RECOVER_RETRY_MS = 500
+
 interface ScriptedRedis extends Redis {
   historyGet(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
   historyFill(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
@@ -127,6 +130,7 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
   /** Changes whenever trust is lost or regained: fills read before a change are refused. */
   let generation = 0
   let recovering: Promise<void> | undefined
+  let retry: NodeJS.Timeout | undefined
   let closed = false
 
   const distrust = (err?: Error) => {
@@ -147,6 +151,13 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
         trusted = true
       } catch (err) {
         opts.onError?.(err as Error)
+        // A command timeout (Redis hung, e.g. SIGSTOP) leaves the connection up, so no
+        // 'ready' event will come: without trying again the cache would stay off for good.
+        retry ??= setTimeout(() => {
+          retry = undefined
+          if (!closed && !trusted && redis.status === 'ready') void recover()
+        }, RECOVER_RETRY_MS)
+        retry.unref()
       } finally {
         recovering = undefined
       }
@@ -233,6 +244,7 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
     async close() {
       closed = true
       trusted = false
+      clearTimeout(retry)
       redis.disconnect()
     },
   }

@@ -22,10 +22,11 @@ export async function createPgDatabase(opts: PgDatabaseOptions): Promise<Databas
   // An idle client that loses its connection emits 'error' on the pool; without a
   // listener that would crash the process. The next query reconnects.
   pool.on('error', () => {})
+  const statementName = statementNamer()
   return {
     kind: 'postgres',
     schema: opts.schema,
-    query: (sql, params) => pool.query(sql, params as unknown[]) as never,
+    query: (sql, params) => pool.query({ name: statementName(sql), text: sql, values: params as unknown[] }) as never,
     async transaction(fn) {
       const client = await pool.connect()
       try {
@@ -47,6 +48,28 @@ export async function createPgDatabase(opts: PgDatabaseOptions): Promise<Databas
       }
     },
     close: () => pool.end(),
+  }
+}
+
+/** Most distinct statements prepared by name; any further ones are parsed and planned on every call. */
+const MAX_NAMED_STATEMENTS = 1000
+
+/**
+ * A name for `sql`, so that each connection parses it once and Postgres can reuse
+ * its plan, instead of parsing and planning it on every call: planning the write
+ * statement costs more than running it (docs/benchmarks.md). One name per SQL text
+ * for the pool (`pg` requires a name to mean one text); bounded, since some SQL texts are built
+ * from the query's filters.
+ */
+function statementNamer() {
+  const statementNames = new Map<string, string>()
+  return (sql: string): string | undefined => {
+    let name = statementNames.get(sql)
+    if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
+      name = `msgstore_${statementNames.size}`
+      statementNames.set(sql, name)
+    }
+    return name
   }
 }
 

@@ -1,7 +1,13 @@
 import type { HistoryQuery } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../cache/history-backend.js'
 import type { Database } from '../db/database.js'
-import { type HistoryEntry, readHistory, type SessionAppend, type SessionChange } from './message-repository.js'
+import {
+  type HistoryEntry,
+  readHistory,
+  readHistoryJson,
+  type SessionAppend,
+  type SessionChange,
+} from './message-repository.js'
 
 export interface HistoryServiceOptions {
   /** Most messages cached per session (and fetched from Postgres to fill the cache). */
@@ -52,8 +58,7 @@ export class HistoryService {
     }
     this.misses++
     if (!cache || filtered) {
-      const snapshot = await readHistory(this.db, tenant, q.flow_id, q.session_id, q.limit, filter)
-      return toArray(snapshot.entries.map((e) => e.json).reverse(), q.order)
+      return readHistoryJson(this.db, tenant, q.flow_id, q.session_id, q.limit, q.order, filter)
     }
     const token = cache.readToken()
     const started = Date.now()
@@ -97,12 +102,12 @@ export class HistoryService {
   }
 
   /** After a committed insert: append the new messages to the cached histories. */
-  async afterInsert(tenant: string, appends: SessionAppend[]): Promise<void> {
+  async afterInsert(appends: SessionAppend[]): Promise<void> {
     const cache = this.cache
     if (!cache) return
     await Promise.all(
       appends.map((a) => {
-        const key = historyKey(tenant, a.flowId, a.sessionId)
+        const key = historyKey(a.tenant, a.flowId, a.sessionId)
         if (a.entries.some((e) => e.json.length > this.opts.maxMessageBytes)) return cache.invalidate(key, a.version)
         return cache.append(
           key,

@@ -24,6 +24,7 @@ export interface SessionChange {
 
 /** Messages appended to one session by one write. */
 export interface SessionAppend extends SessionChange {
+  tenant: string
   /** The session's version just before this write (0: the session had no row). */
   prevVersion: number
   /** The appended non-error messages, in order. */
@@ -39,9 +40,23 @@ export interface HistoryEntry {
   senderName: string
 }
 
+/** One caller's messages; a statement may carry several callers' writes. */
+export interface WriteRequest {
+  tenant: string
+  inputs: MessageInput[]
+}
+
+/** A stored message: JSON of the input's message (stored earlier if its id was replayed). */
+export interface StoredMessage {
+  id: string
+  json: string
+  created: boolean
+}
+
 export interface InsertResult {
-  /** JSON of each input message, in input order (stored earlier if replayed). */
-  messages: { id: string; json: string; created: boolean }[]
+  /** Per request, in order: its messages in input order, or why it was refused. */
+  results: Array<StoredMessage[] | MessageIdConflictError>
+  /** Per session touched by the statement. */
   appends: SessionAppend[]
 }
 
@@ -58,33 +73,33 @@ const HISTORY_COLUMNS = `message_json(m) AS json, message_sort_key(m.ts, m.seq) 
 
 const INSERT_SQL = `
 WITH input AS (
-  SELECT * FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (
-    id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
+  SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
+    tenant_id text, id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
     files jsonb, error boolean, edit boolean, properties jsonb, category text,
     content_blocks jsonb, context_id text)) WITH ORDINALITY AS x(
-    id, flow_id, session_id, sender, sender_name, text, files, error, edit, properties,
+    tenant_id, id, flow_id, session_id, sender, sender_name, text, files, error, edit, properties,
     category, content_blocks, context_id, ord)
 ),
 ins AS (
   INSERT INTO messages AS m (id, tenant_id, flow_id, session_id, sender, sender_name, text,
     files, error, edit, properties, category, content_blocks, context_id)
-  SELECT id, $1, flow_id, session_id, sender, sender_name, text,
+  SELECT id, tenant_id, flow_id, session_id, sender, sender_name, text,
     coalesce(files, '[]'), coalesce(error, false), coalesce(edit, false), coalesce(properties, '{}'),
     coalesce(category, CASE WHEN coalesce(error, false) THEN 'error' ELSE 'message' END),
     coalesce(content_blocks, '[]'), coalesce(context_id, '')
   FROM input ORDER BY ord
   ON CONFLICT (id) DO NOTHING
-  RETURNING m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
+  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
 ),
 agg AS (
-  SELECT flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
+  SELECT tenant_id, flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
     (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text
-  FROM ins GROUP BY flow_id, session_id
+  FROM ins GROUP BY tenant_id, flow_id, session_id
 ),
 up AS (
   INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
-  SELECT $1, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
-  FROM agg ORDER BY flow_id, session_id
+  SELECT tenant_id, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
+  FROM agg ORDER BY tenant_id, flow_id, session_id
   ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
     message_count = s.message_count + excluded.message_count,
     first_ts = least(s.first_ts, excluded.first_ts),
@@ -92,14 +107,15 @@ up AS (
     last_text = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_text ELSE s.last_text END,
     prev_version = s.version,
     version = nextval('session_version_seq')
-  RETURNING flow_id, session_id, version, prev_version
+  RETURNING tenant_id, flow_id, session_id, version, prev_version
 )
-SELECT i.id, i.flow_id, i.session_id, i.error, i.json, i.sort_key, i.sender, i.sender_name,
+SELECT i.tenant_id, i.id, i.flow_id, i.session_id, i.error, i.json, i.sort_key, i.sender, i.sender_name,
   u.version, u.prev_version
-FROM ins i JOIN up u ON u.flow_id = i.flow_id AND u.session_id = i.session_id
+FROM ins i JOIN up u ON u.tenant_id = i.tenant_id AND u.flow_id = i.flow_id AND u.session_id = i.session_id
 ORDER BY i.ts, i.seq`
 
 interface InsertRow {
+  tenant_id: string
   id: string
   flow_id: string
   session_id: string
@@ -125,19 +141,22 @@ async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Stores messages; idempotent on `id`: a replayed id is not stored again and
- * answers with the stored message. One statement per call, however many messages.
+ * Stores the messages of one or more requests in one statement; idempotent on
+ * `id`: a replayed id is not stored again and answers with the stored message. A
+ * request naming an id that another tenant owns is refused (the others are not).
  */
-export async function insertMessages(db: Database, tenant: string, inputs: MessageInput[]): Promise<InsertResult> {
-  const { rows } = await withRetry(() => db.query<InsertRow>(INSERT_SQL, [tenant, JSON.stringify(inputs)]))
-  const byId = new Map<string, { json: string; created: boolean }>()
+export async function insertMessages(db: Database, requests: WriteRequest[]): Promise<InsertResult> {
+  const rowsIn = requests.flatMap((r) => r.inputs.map((input) => ({ ...input, tenant_id: r.tenant })))
+  const { rows } = await withRetry(() => db.query<InsertRow>(INSERT_SQL, [JSON.stringify(rowsIn)]))
+  const created = new Map<string, InsertRow>()
   const appends = new Map<string, SessionAppend>()
   for (const row of rows) {
-    byId.set(row.id, { json: row.json, created: true })
-    const key = `${row.flow_id}\u0000${row.session_id}`
+    created.set(`${row.tenant_id}\u0000${row.id}`, row)
+    const key = `${row.tenant_id}\u0000${row.flow_id}\u0000${row.session_id}`
     let append = appends.get(key)
     if (!append) {
       append = {
+        tenant: row.tenant_id,
         flowId: row.flow_id,
         sessionId: row.session_id,
         version: Number(row.version),
@@ -150,23 +169,31 @@ export async function insertMessages(db: Database, tenant: string, inputs: Messa
       append.entries.push({ json: row.json, sortKey: row.sort_key, sender: row.sender, senderName: row.sender_name })
     }
   }
-  const replayed = inputs.filter((input) => !byId.has(input.id)).map((input) => input.id)
-  if (replayed.length > 0) {
-    const existing = await db.query<{ id: string; json: string }>(
-      'SELECT m.id, message_json(m) AS json FROM messages m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])',
-      [tenant, replayed],
-    )
-    for (const row of existing.rows) byId.set(row.id, { json: row.json, created: false })
-    const foreign = replayed.filter((id) => !byId.has(id))
-    if (foreign.length > 0) throw new MessageIdConflictError(foreign)
-  }
-  return {
-    messages: inputs.map((input) => {
-      const found = byId.get(input.id) as { json: string; created: boolean }
-      return { id: input.id, ...found }
+  const results = await Promise.all(
+    requests.map(async ({ tenant, inputs }) => {
+      const byId = new Map<string, StoredMessage>()
+      for (const input of inputs) {
+        const row = created.get(`${tenant}\u0000${input.id}`)
+        // The same id twice in one statement is stored once: only its first occurrence is "created".
+        if (row && !byId.has(input.id)) {
+          created.delete(`${tenant}\u0000${input.id}`)
+          byId.set(input.id, { id: input.id, json: row.json, created: true })
+        }
+      }
+      const replayed = inputs.filter((input) => !byId.has(input.id)).map((input) => input.id)
+      if (replayed.length > 0) {
+        const existing = await db.query<{ id: string; json: string }>(
+          'SELECT m.id, message_json(m) AS json FROM messages m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])',
+          [tenant, replayed],
+        )
+        for (const row of existing.rows) byId.set(row.id, { id: row.id, json: row.json, created: false })
+        const foreign = replayed.filter((id) => !byId.has(id))
+        if (foreign.length > 0) return new MessageIdConflictError(foreign)
+      }
+      return inputs.map((input) => byId.get(input.id) as StoredMessage)
     }),
-    appends: [...appends.values()],
-  }
+  )
+  return { results, appends: [...appends.values()] }
 }
 
 /** A session's latest non-error messages (newest first) and its version, read in one snapshot. */
@@ -220,6 +247,43 @@ export async function readHistory(
     }
   }
   return { version, entries }
+}
+
+/**
+ * The latest `limit` non-error messages of a session as one JSON array text,
+ * oldest first (or newest first), built by Postgres. For reads that do not fill
+ * the cache: no version, sort keys or sender columns, and one row instead of
+ * `limit` (the uncached read costs about half as much; see docs/benchmarks.md).
+ */
+export async function readHistoryJson(
+  db: Queryable,
+  tenant: string,
+  flowId: string,
+  sessionId: string,
+  limit: number,
+  order: 'ASC' | 'DESC',
+  filter: { sender?: string | undefined; senderName?: string | undefined } = {},
+): Promise<string> {
+  const params: unknown[] = [tenant, flowId, sessionId, limit]
+  let extra = ''
+  if (filter.sender !== undefined) {
+    params.push(filter.sender)
+    extra += ` AND m.sender = $${params.length}`
+  }
+  if (filter.senderName !== undefined) {
+    params.push(filter.senderName)
+    extra += ` AND m.sender_name = $${params.length}`
+  }
+  const dir = order === 'DESC' ? 'DESC' : 'ASC'
+  const { rows } = await db.query<{ body: string }>(
+    `SELECT '[' || coalesce(string_agg(h.json, ',' ORDER BY h.ts ${dir}, h.seq ${dir}), '') || ']' AS body FROM (
+       SELECT message_json(m) AS json, m.ts, m.seq FROM messages m
+       WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 AND NOT m.error${extra}
+       ORDER BY m.ts DESC, m.seq DESC LIMIT $4
+     ) h`,
+    params,
+  )
+  return rows[0]?.body ?? '[]'
 }
 
 const SORT_COLUMN = { timestamp: null, sender: 'sender', sender_name: 'sender_name', session_id: 'session_id' } as const

@@ -29,6 +29,10 @@ function toHttpError(err: FastifyError, bodyLimit: number): FastifyError {
   if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
   if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
   if (isUnavailableError(err)) return new Errors.Unavailable('try again shortly')
+  // Postgres cannot store NUL in text or JSON: the caller's data, not our failure.
+  if (err.code === '22P05' || err.code === '22021') {
+    return new Errors.Validation('body contains a character that cannot be stored (NUL, \\u0000)')
+  }
   return err
 }
 

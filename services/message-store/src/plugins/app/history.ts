@@ -1,3 +1,4 @@
+import { BATCH_MAX } from '@session-runtime/schemas'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { HistoryBackend } from '../../cache/history-backend.js'
@@ -5,15 +6,20 @@ import { createMemoryBackend } from '../../cache/memory-backend.js'
 import { createRedisBackend } from '../../cache/redis-backend.js'
 import type { Config } from '../../config.js'
 import { HistoryService } from '../../domain/history-service.js'
+import { MessageWriter } from '../../domain/message-writer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     historyCache: HistoryBackend | undefined
     history: HistoryService
+    writer: MessageWriter
   }
 }
 
-/** The hot-history cache (Redis with REDIS_URL, else in-process) and the history service over it. */
+/**
+ * The hot-history cache (Redis with REDIS_URL, else in-process), the history
+ * service that reads through it, and the writer that keeps it up to date.
+ */
 async function history(app: FastifyInstance, { config }: { config: Config }) {
   const ttlMs = config.CACHE_TTL_SECONDS * 1000
   const onError = (err: Error) => app.log.warn({ err }, 'history cache unavailable; serving from the database')
@@ -34,13 +40,18 @@ async function history(app: FastifyInstance, { config }: { config: Config }) {
   }
   app.log.info({ cache: cache?.kind ?? 'disabled' }, 'history cache ready')
   app.decorate('historyCache', cache)
+  const historyService = new HistoryService(app.db, cache, {
+    maxEntries: config.CACHE_MAX_MESSAGES,
+    maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
+    ttlMs,
+    onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
+  })
+  app.decorate('history', historyService)
   app.decorate(
-    'history',
-    new HistoryService(app.db, cache, {
-      maxEntries: config.CACHE_MAX_MESSAGES,
-      maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
-      ttlMs,
-      onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
+    'writer',
+    new MessageWriter(app.db, historyService, {
+      maxInFlight: config.WRITE_CONCURRENCY,
+      maxBatchMessages: BATCH_MAX,
     }),
   )
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope, HistoryQuery, Message, MessageBatch, MessageInput, Uuid } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import { deleteFlowMessages, insertMessages } from '../../domain/message-repository.js'
+import { deleteFlowMessages } from '../../domain/message-repository.js'
 import { sendSerialized } from '../serialized.js'
 
 const errors = {
@@ -31,9 +31,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const result = await insertMessages(app.db, request.tenant, [request.body])
-      await app.history.afterInsert(request.tenant, result.appends)
-      const stored = result.messages[0] as { json: string; created: boolean }
+      const [stored] = await app.writer.write(request.tenant, [request.body])
+      if (!stored) throw new Error('the writer answered no message')
       return sendSerialized(reply, stored.created ? 201 : 200, stored.json)
     },
   )
@@ -49,9 +48,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const result = await insertMessages(app.db, request.tenant, request.body.messages)
-      await app.history.afterInsert(request.tenant, result.appends)
-      return sendSerialized(reply, 201, `[${result.messages.map((m) => m.json).join(',')}]`)
+      const stored = await app.writer.write(request.tenant, request.body.messages)
+      return sendSerialized(reply, 201, `[${stored.map((m) => m.json).join(',')}]`)
     },
   )
 

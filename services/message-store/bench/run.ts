@@ -1,0 +1,780 @@
+/**
+ * `pnpm bench`: the message-store's throughput on this machine, in one run.
+ *
+ * The server under test runs in a child process (bench/server.ts), the load
+ * generator (autocannon) in this one, so each gets a core of the two; the
+ * baseline is measured the same way, so ratios are fair. Real Postgres and Redis
+ * when reachable, else embedded PGlite and the in-process cache (said in the
+ * output). Prints a table and prepends a dated section to docs/benchmarks.md.
+ *
+ * Settings (environment):
+ *   BENCH_DURATION (s, default 10), BENCH_WARMUP (s, default 3), BENCH_CONNECTIONS (50),
+ *   BENCH_SESSIONS (20000; 50 messages each), BENCH_BATCH_SIZE (100), BENCH_POOL_MAX (16),
+ *   BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_SCHEMA (bench),
+ *   BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ONLY (comma-separated scenario ids),
+ *   BENCH_CPU_PROF=1 (profile each server: bench/.profiles/, top frames printed),
+ *   BENCH_DOCS=0|1 (write docs/benchmarks.md; default: only for runs of 10 s or more),
+ *   BENCH_QUIET_WAIT (s to wait for other processes to go quiet, 120), BENCH_RETRIES (2: runs
+ *   measured again while other processes took more than 0.15 cores).
+ */
+import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import pg from 'pg'
+import type { Database } from '../src/db/database.js'
+import { migrate } from '../src/db/migrate.js'
+import { createPgDatabase, quoteIdent } from '../src/db/pg-database.js'
+import { createPgliteDatabase } from '../src/db/pglite-database.js'
+import { historyBody, listSessions, messageInput, type SessionRef, seed, TENANT } from './dataset.js'
+import type { ServerReply, ServerRequest } from './server.js'
+
+const env = process.env
+const int = (value: string | undefined, fallback: number) => {
+  const n = Number(value)
+  return value && Number.isFinite(n) && n > 0 ? n : fallback
+}
+
+const DURATION = int(env.BENCH_DURATION, 10)
+const WARMUP = int(env.BENCH_WARMUP, Math.min(3, DURATION))
+const CONNECTIONS = int(env.BENCH_CONNECTIONS, 50)
+const SESSIONS = int(env.BENCH_SESSIONS, 20_000)
+const PER_SESSION = 50
+const FLOWS = 20
+const HISTORY_LIMIT = 50
+const HOT_SESSIONS = Math.min(1000, SESSIONS)
+const BATCH_SIZE = int(env.BENCH_BATCH_SIZE, 100)
+const POOL_MAX = int(env.BENCH_POOL_MAX, 16)
+const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const SCHEMA = env.BENCH_SCHEMA ?? 'bench'
+const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
+const CPU_PROF = env.BENCH_CPU_PROF === '1'
+const WRITE_DOCS = env.BENCH_DOCS ? env.BENCH_DOCS === '1' : DURATION >= 10
+const INTERNAL_TOKEN = `bench-${randomBytes(12).toString('hex')}`
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+const SERVER = join(here, 'server.ts')
+const PROFILE_DIR = join(here, '.profiles')
+const DOCS = fileURLToPath(new URL('../../../docs/benchmarks.md', import.meta.url))
+
+const log = (line: string) => console.log(line)
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+const pct = (n: number) => `${fmt(n * 100)}%`
+
+// ---------------------------------------------------------------- backends
+
+/** Sends `probe` and resolves true when the server answers with something matching `expect` (as scripts/test.mjs). */
+function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1500, () => done(false))
+    socket.on('error', () => done(false))
+    socket.on('connect', () => socket.write(probe))
+    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
+  })
+}
+
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
+const [hasPostgres, hasRedis] = await Promise.all([
+  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
+  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
+])
+const redisPrefix = `bench:${process.pid}:${randomBytes(4).toString('hex')}:`
+let pgliteDir: string | undefined
+
+async function dropSchema() {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(SCHEMA)} CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+async function openDatabase(): Promise<Database> {
+  if (hasPostgres) {
+    await dropSchema()
+    return createPgDatabase({
+      connectionString: DATABASE_URL,
+      schema: SCHEMA,
+      max: 1,
+      statementTimeoutMs: 30 * 60_000,
+      connectTimeoutMs: 5000,
+    })
+  }
+  pgliteDir = await mkdtemp(join(os.tmpdir(), 'message-store-bench-'))
+  // The store opens `<DATA_DIR>/message-store` (plugins/app/database.ts).
+  return createPgliteDatabase(join(pgliteDir, 'message-store'))
+}
+
+async function backendVersions(db: Database) {
+  const { rows } = await db.query<{ v: string }>("SELECT current_setting('server_version') AS v")
+  const postgres = hasPostgres
+    ? `Postgres ${rows[0]?.v} at ${new URL(DATABASE_URL).host} (schema ${SCHEMA}, pool ${POOL_MAX})`
+    : `embedded PGlite (Postgres ${rows[0]?.v}; no Postgres reachable at ${new URL(DATABASE_URL).host})`
+  let redis = `in-process LRU only (no Redis reachable at ${new URL(REDIS_URL).host})`
+  if (hasRedis) {
+    const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await client.connect()
+    const info = await client.info('server')
+    client.disconnect()
+    redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${new URL(REDIS_URL).host}`
+  }
+  return { postgres, redis }
+}
+
+async function deleteRedisKeys() {
+  if (!hasRedis) return
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+// ---------------------------------------------------------------- the server child
+
+interface Server {
+  name: string
+  pid: number
+  url: string
+  database: string
+  cache: string
+  stats(): Promise<{ hits: number; misses: number }>
+  stop(): Promise<void>
+}
+
+function nextMessage(child: ChildProcess): Promise<ServerReply> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: ServerReply) => {
+      child.off('exit', onExit)
+      if (msg.type === 'error') reject(new Error(`bench server: ${msg.message}`))
+      else resolve(msg)
+    }
+    const onExit = (code: number | null) => {
+      child.off('message', onMessage)
+      reject(new Error(`bench server exited with ${code}`))
+    }
+    child.once('message', onMessage)
+    child.once('exit', onExit)
+  })
+}
+
+async function startServer(name: string, start: Extract<ServerRequest, { type: 'start' }>): Promise<Server> {
+  const execArgv = ['--conditions=@session-runtime/source', '--import', 'tsx']
+  // One directory per server: the main thread and tsx's loader thread each write a profile.
+  if (CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`)
+  const child = fork(SERVER, [], {
+    execArgv,
+    env: { ...env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const ready = nextMessage(child)
+  child.send(start)
+  const msg = await ready
+  if (msg.type !== 'ready') throw new Error(`bench server: unexpected ${msg.type}`)
+  return {
+    name,
+    pid: child.pid ?? -1,
+    url: `http://127.0.0.1:${msg.port}`,
+    database: msg.database,
+    cache: msg.cache,
+    async stats() {
+      const reply = nextMessage(child)
+      child.send({ type: 'stats' } satisfies ServerRequest)
+      const stats = await reply
+      if (stats.type !== 'stats') throw new Error(`bench server: unexpected ${stats.type}`)
+      return stats
+    },
+    async stop() {
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.send({ type: 'stop' } satisfies ServerRequest)
+      await exited
+    },
+  }
+}
+
+function storeEnv(cache: 'redis' | 'memory' | 'none'): Record<string, string | undefined> {
+  return {
+    LOG_LEVEL: 'warn',
+    INTERNAL_TOKEN,
+    DATABASE_URL: hasPostgres ? DATABASE_URL : undefined,
+    DATABASE_SCHEMA: SCHEMA,
+    DATABASE_POOL_MAX: String(POOL_MAX),
+    DATA_DIR: pgliteDir,
+    REDIS_URL: cache === 'redis' && hasRedis ? REDIS_URL : undefined,
+    REDIS_KEY_PREFIX: redisPrefix,
+    CACHE_ENABLED: cache === 'none' ? 'false' : 'true',
+  }
+}
+
+// ---------------------------------------------------------------- load
+
+const headers = { [INTERNAL_TOKEN_HEADER]: INTERNAL_TOKEN, [TENANT_HEADER]: TENANT }
+const jsonHeaders = { ...headers, 'content-type': 'application/json' }
+
+const pick = <T>(list: T[]): T => list[Math.floor(Math.random() * list.length)] as T
+const historyPath = (ref: SessionRef) =>
+  `/internal/history?flow_id=${ref.flowId}&session_id=${encodeURIComponent(ref.sessionId)}&limit=${HISTORY_LIMIT}`
+
+type Load = Pick<autocannon.Options, 'method' | 'headers' | 'requests'>
+
+interface Cpu {
+  /** In cores (1 = one core busy for the whole run). */
+  server: number
+  load: number
+  postgres: number
+  redis: number
+  /** Everything else that ran on the machine meanwhile (other processes: noise). */
+  other: number
+}
+
+interface Measured {
+  reqs: number
+  p50: number
+  p99: number
+  errors: number
+  cpu: Cpu | undefined
+  misses: number
+}
+
+/**
+ * CPU time (jiffies) of the whole machine and of each process, from /proc (Linux),
+ * to tell where the two cores went during a run. undefined elsewhere.
+ */
+async function cpuSnapshot(): Promise<
+  { busy: number; total: number; procs: Map<number, [string, number]> } | undefined
+> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? ''
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
+      .split(/\s+/)
+      .slice(1)
+      .map(Number)
+    const busy = user + nice + system + irq + softirq + steal
+    const procs = new Map<number, [string, number]>()
+    for (const dir of await readdir('/proc')) {
+      if (!/^\d+$/.test(dir)) continue
+      const stat = await readFile(`/proc/${dir}/stat`, 'utf8').catch(() => '')
+      const close = stat.lastIndexOf(')')
+      if (close < 0) continue
+      const fields = stat.slice(close + 2).split(' ')
+      procs.set(Number(dir), [stat.slice(stat.indexOf('(') + 1, close), Number(fields[11]) + Number(fields[12])])
+    }
+    return { busy, total: busy + idle + iowait, procs }
+  } catch {
+    return undefined
+  }
+}
+
+type Snapshot = NonNullable<Awaited<ReturnType<typeof cpuSnapshot>>>
+
+function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined, serverPid: number): Cpu | undefined {
+  if (!a || !b) return undefined
+  const cores = os.availableParallelism()
+  const toCores = (jiffies: number) => (jiffies / (b.total - a.total)) * cores
+  const used = (match: (pid: number, comm: string) => boolean) => {
+    let sum = 0
+    for (const [pid, [comm, ticks]] of b.procs) {
+      if (match(pid, comm)) sum += ticks - (a.procs.get(pid)?.[1] ?? ticks)
+    }
+    return sum
+  }
+  const server = used((pid) => pid === serverPid)
+  const load = used((pid) => pid === process.pid)
+  const postgres = used((_, comm) => comm === 'postgres')
+  const redis = used((_, comm) => comm.startsWith('redis-server'))
+  const other = Math.max(0, b.busy - a.busy - server - load - postgres - redis)
+  return {
+    server: toCores(server),
+    load: toCores(load),
+    postgres: toCores(postgres),
+    redis: toCores(redis),
+    other: toCores(other),
+  }
+}
+
+const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 120)
+
+/**
+ * Other processes on these two cores (a test run, a build) halve the numbers:
+ * waits (up to BENCH_QUIET_WAIT s) until the machine is idle but for the idle
+ * server, Postgres and Redis, and says so when it is not.
+ */
+async function waitQuiet() {
+  const deadline = Date.now() + QUIET_WAIT_S * 1000
+  let said = false
+  for (;;) {
+    const a = await cpuSnapshot()
+    await new Promise((r) => setTimeout(r, 1000))
+    const b = await cpuSnapshot()
+    if (!a || !b) return
+    const busy = ((b.busy - a.busy) / (b.total - a.total)) * os.availableParallelism()
+    if (busy < 0.25) return
+    if (Date.now() > deadline) {
+      log(`  warning: the machine is still busy (${pct(busy)} of a core used by other processes); measuring anyway`)
+      return
+    }
+    if (!said) log(`  waiting for the machine to be quiet (${pct(busy)} of a core in use) ...`)
+    said = true
+  }
+}
+
+const RETRIES = Number(env.BENCH_RETRIES ?? 2)
+/** Cores used by other processes during a run above which the run is measured again. */
+const NOISE = 0.15
+
+/**
+ * Warm-up, then the measured run; measured again (up to BENCH_RETRIES times) when
+ * other processes took CPU meanwhile. Keeps the run with the least noise.
+ */
+async function measure(server: Server, load: Load): Promise<Measured> {
+  const opts = { url: server.url, connections: CONNECTIONS, ...load }
+  let best: Measured | undefined
+  for (let attempt = 0; attempt <= RETRIES; attempt++) {
+    await waitQuiet()
+    await autocannon({ ...opts, duration: WARMUP })
+    const before = await server.stats()
+    const cpuBefore = await cpuSnapshot()
+    const result = await autocannon({ ...opts, duration: DURATION })
+    const cpuAfter = await cpuSnapshot()
+    const after = await server.stats()
+    const m: Measured = {
+      reqs: result['2xx'] / result.duration,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      errors: result.non2xx + result.errors + result.timeouts,
+      cpu: cpuBetween(cpuBefore, cpuAfter, server.pid),
+      misses: after.misses - before.misses,
+    }
+    const noise = m.cpu?.other ?? 0
+    if (!best || noise < (best.cpu?.other ?? 0)) best = m
+    if (noise <= NOISE) break
+    if (attempt < RETRIES) {
+      log(`  other processes used ${noise.toFixed(2)} cores (${fmt(m.reqs)} req/s): measuring again`)
+    }
+  }
+  return best as Measured
+}
+
+async function check(server: Server, path: string, init: RequestInit, status: number, what: string) {
+  const res = await fetch(server.url + path, init)
+  const text = await res.text()
+  if (res.status !== status) throw new Error(`${what}: expected ${status}, got ${res.status} ${text.slice(0, 300)}`)
+  return text
+}
+
+async function checkHistory(server: Server, ref: SessionRef): Promise<string> {
+  const body = await check(server, historyPath(ref), { headers }, 200, 'history read')
+  const n = (JSON.parse(body) as unknown[]).length
+  if (n !== HISTORY_LIMIT) throw new Error(`history read: expected ${HISTORY_LIMIT} messages, got ${n}`)
+  return body
+}
+
+// ---------------------------------------------------------------- scenarios
+
+interface Row extends Measured {
+  id: string
+  scenario: string
+  msgs?: number
+  ratio?: number
+  target: string
+  verdict?: { pass: boolean; detail: string }
+}
+
+const rows: Row[] = []
+const baselineReqs = () => rows.find((r) => r.id === 'baseline')?.reqs
+
+type Verdict = (row: Row) => { pass: boolean; detail: string } | undefined
+
+const hotReadTarget: Verdict = (row) => {
+  if (row.ratio === undefined) return undefined
+  const pass = row.ratio >= 0.5
+  return {
+    pass,
+    detail: pass
+      ? `${pct(row.ratio)} of baseline`
+      : `${pct(row.ratio)} of baseline, ${fmt((0.5 - row.ratio) * 100)} points short of 50%`,
+  }
+}
+const minRate =
+  (min: number, unit: string, value: (row: Row) => number): Verdict =>
+  (row) => {
+    const v = value(row)
+    if (v >= min) return { pass: true, detail: `${fmt(v)} ${unit}` }
+    return { pass: false, detail: `${fmt(v)} ${unit}: ${fmt(min - v)} (${pct(1 - v / min)}) short` }
+  }
+
+class Skip extends Error {}
+
+interface Scenario {
+  id: string
+  scenario: string
+  target: string
+  /** Compare with the baseline's req/s. */
+  ratio?: boolean
+  verdict?: Verdict
+  run(): Promise<Measured & { msgs?: number }>
+}
+
+let sessions: SessionRef[] = []
+let baselineBody = ''
+
+async function withServer<T>(
+  name: string,
+  start: Extract<ServerRequest, { type: 'start' }>,
+  fn: (s: Server) => Promise<T>,
+) {
+  const server = await startServer(name, start)
+  try {
+    return await fn(server)
+  } finally {
+    await server.stop()
+  }
+}
+
+async function hotRead(name: string, cache: 'redis' | 'memory') {
+  return withServer(name, { type: 'start', mode: 'store', env: storeEnv(cache) }, async (server) => {
+    if (server.cache !== cache) throw new Error(`expected the ${cache} cache, the store runs with ${server.cache}`)
+    const hot = sessions.slice(0, HOT_SESSIONS)
+    // Fill the cache: one read of each hot session (they miss once, from Postgres).
+    for (let i = 0; i < hot.length; i += 25) {
+      await Promise.all(hot.slice(i, i + 25).map((ref) => checkHistory(server, ref)))
+    }
+    const served = await checkHistory(server, hot[0] as SessionRef)
+    if (served.length !== baselineBody.length) {
+      log(`  note: store body ${served.length} bytes, baseline body ${baselineBody.length} bytes`)
+    }
+    const m = await measure(server, {
+      headers,
+      requests: [{ setupRequest: (req) => ({ ...req, path: historyPath(pick(hot)) }) }],
+    })
+    if (m.misses > 0) log(`  note: ${m.misses} cache misses during the measured run`)
+    return m
+  })
+}
+
+const scenarios: Scenario[] = [
+  {
+    id: 'baseline',
+    scenario: 'baseline: bare Fastify, pre-serialized 50-message body',
+    target: '—',
+    run: () =>
+      withServer('baseline', { type: 'start', mode: 'baseline', body: baselineBody, logLevel: 'warn' }, (server) =>
+        // The same random URLs as the hot read, so the load generator does the same work.
+        measure(server, {
+          headers,
+          requests: [{ setupRequest: (req) => ({ ...req, path: historyPath(pick(sessions)) }) }],
+        }),
+      ),
+  },
+  {
+    id: 'hot-redis',
+    scenario: 'hot history read, 50 msgs, Redis cache',
+    target: '≥ 50% of baseline',
+    ratio: true,
+    verdict: hotReadTarget,
+    run: () => {
+      if (!hasRedis) throw new Skip('no Redis reachable')
+      return hotRead('hot-redis', 'redis')
+    },
+  },
+  {
+    id: 'hot-memory',
+    scenario: 'hot history read, 50 msgs, in-process cache',
+    target: '≥ 50% of baseline',
+    ratio: true,
+    verdict: hotReadTarget,
+    run: () => hotRead('hot-memory', 'memory'),
+  },
+  {
+    id: 'postgres-read',
+    scenario: `history read, 50 msgs, no cache (${hasPostgres ? 'Postgres' : 'PGlite'}), random sessions`,
+    target: '≥ 2,500 req/s, p99 < 50 ms',
+    ratio: true,
+    verdict: (row) => {
+      const rate = minRate(2500, 'req/s', (r) => r.reqs)(row) as { pass: boolean; detail: string }
+      const p99ok = row.p99 < 50
+      return {
+        pass: rate.pass && p99ok,
+        detail: `${rate.detail}; p99 ${fmt(row.p99, 1)} ms${p99ok ? '' : ` (${fmt(row.p99 - 50, 1)} ms over)`}`,
+      }
+    },
+    run: () =>
+      withServer('postgres-read', { type: 'start', mode: 'store', env: storeEnv('none') }, async (server) => {
+        await checkHistory(server, pick(sessions))
+        return measure(server, {
+          headers,
+          requests: [{ setupRequest: (req) => ({ ...req, path: historyPath(pick(sessions)) }) }],
+        })
+      }),
+  },
+  {
+    id: 'write',
+    scenario: `single-message write, random session${hasRedis ? ' (Redis cache on)' : ''}`,
+    target: '≥ 5,000 writes/s',
+    verdict: minRate(5000, 'writes/s', (r) => r.reqs),
+    run: () =>
+      withServer('write', { type: 'start', mode: 'store', env: storeEnv('redis') }, async (server) => {
+        const body = () => JSON.stringify(messageInput(pick(sessions), Math.floor(Math.random() * PER_SESSION)))
+        await check(server, '/internal/messages', { method: 'POST', headers: jsonHeaders, body: body() }, 201, 'write')
+        const m = await measure(server, {
+          method: 'POST',
+          headers: jsonHeaders,
+          requests: [{ setupRequest: (req) => ({ ...req, path: '/internal/messages', body: body() }) }],
+        })
+        return { ...m, msgs: m.reqs }
+      }),
+  },
+  {
+    id: 'batch',
+    scenario: `batched write, ${BATCH_SIZE} msgs/request, random session${hasRedis ? ' (Redis cache on)' : ''}`,
+    target: '≥ 50,000 msgs/s',
+    verdict: minRate(50_000, 'msgs/s', (r) => r.msgs ?? 0),
+    run: () =>
+      withServer('batch', { type: 'start', mode: 'store', env: storeEnv('redis') }, async (server) => {
+        const body = () => {
+          const ref = pick(sessions)
+          return JSON.stringify({ messages: Array.from({ length: BATCH_SIZE }, (_, j) => messageInput(ref, j)) })
+        }
+        const path = '/internal/messages/batch'
+        await check(server, path, { method: 'POST', headers: jsonHeaders, body: body() }, 201, 'batch write')
+        const m = await measure(server, {
+          method: 'POST',
+          headers: jsonHeaders,
+          requests: [{ setupRequest: (req) => ({ ...req, path, body: body() }) }],
+        })
+        return { ...m, msgs: m.reqs * BATCH_SIZE }
+      }),
+  },
+]
+
+// ---------------------------------------------------------------- profiles
+
+interface ProfileNode {
+  id: number
+  callFrame: { functionName: string; url: string; lineNumber: number }
+  hitCount?: number
+}
+
+/** Where a frame's code lives: a package, the store's source, Node itself, or V8 ((garbage collector), ...). */
+function area(url: string, functionName: string): string {
+  const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url)
+  if (pkg) return pkg[1] as string
+  if (url.includes('/services/message-store/src/')) return 'message-store src'
+  if (url.includes('/packages/')) return 'workspace packages'
+  if (url.startsWith('node:')) return 'node internals'
+  return url ? 'other' : functionName || '(native)'
+}
+
+/** The top self-time frames of a --cpu-prof profile, and self time by area. */
+async function topFrames(file: string, n = 20): Promise<string[]> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as { nodes: ProfileNode[] }
+  const byFrame = new Map<string, number>()
+  const byArea = new Map<string, number>()
+  let total = 0
+  for (const node of profile.nodes) {
+    const hits = node.hitCount ?? 0
+    const { functionName, url, lineNumber } = node.callFrame
+    if (functionName === '(idle)' || hits === 0) continue
+    total += hits
+    const short = url.replace(/^.*\/node_modules\//, '').replace(/^.*\/services\/message-store\//, '')
+    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim()
+    byFrame.set(key, (byFrame.get(key) ?? 0) + hits)
+    const a = area(url, functionName)
+    byArea.set(a, (byArea.get(a) ?? 0) + hits)
+  }
+  const top = (m: Map<string, number>, k: number) =>
+    [...m.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([what, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${what}`)
+  return [...top(byArea, 10), '--', ...top(byFrame, n)]
+}
+
+// ---------------------------------------------------------------- main
+
+const startedAt = new Date()
+log(`message-store bench: ${DURATION} s runs after ${WARMUP} s warm-up, ${CONNECTIONS} connections`)
+log(`postgres: ${hasPostgres ? DATABASE_URL : 'not reachable, using embedded PGlite'}`)
+log(`redis:    ${hasRedis ? REDIS_URL : 'not reachable, using the in-process cache only'}`)
+if (CPU_PROF) {
+  await rm(PROFILE_DIR, { recursive: true, force: true })
+  await mkdir(PROFILE_DIR, { recursive: true })
+  log(`profiling every server into ${PROFILE_DIR} (numbers are lower while profiling)`)
+}
+
+const db = await openDatabase()
+let backends: { postgres: string; redis: string }
+try {
+  await migrate(db)
+  const t0 = Date.now()
+  log(`seeding ${fmt(SESSIONS * PER_SESSION)} messages in ${fmt(SESSIONS)} sessions ...`)
+  await seed(db, { sessions: SESSIONS, perSession: PER_SESSION, flows: FLOWS })
+  // A checkpoint now, rather than in the middle of a measured run.
+  await db.query('CHECKPOINT').catch(() => {})
+  log(`seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+  sessions = await listSessions(db)
+  // Shuffled, so the hot sessions are spread over the table.
+  for (let i = sessions.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[sessions[i], sessions[j]] = [sessions[j] as SessionRef, sessions[i] as SessionRef]
+  }
+  baselineBody = await historyBody(db, sessions[0] as SessionRef, HISTORY_LIMIT)
+  backends = await backendVersions(db)
+} finally {
+  await db.close()
+}
+log(`history body: ${fmt(Buffer.byteLength(baselineBody))} bytes for ${HISTORY_LIMIT} messages`)
+
+try {
+  for (const s of scenarios) {
+    if (ONLY && !ONLY.has(s.id)) continue
+    log(`\n${s.id}: ${s.scenario}`)
+    try {
+      const m = await s.run()
+      const base = baselineReqs()
+      const row: Row = { id: s.id, scenario: s.scenario, target: s.target, ...m }
+      // Ratios only for the reads: they answer the same request as the baseline.
+      if (base && s.ratio) row.ratio = m.reqs / base
+      row.verdict = s.verdict?.(row)
+      rows.push(row)
+      log(
+        `  ${fmt(m.reqs)} req/s, p50 ${fmt(m.p50, 1)} ms, p99 ${fmt(m.p99, 1)} ms` +
+          (m.msgs !== undefined && s.id === 'batch' ? `, ${fmt(m.msgs)} msgs/s` : '') +
+          (m.errors ? `, ${fmt(m.errors)} errors` : ''),
+      )
+    } catch (err) {
+      if (!(err instanceof Skip)) throw err
+      log(`  skipped: ${err.message}`)
+    }
+  }
+} finally {
+  await deleteRedisKeys().catch(() => {})
+  if (pgliteDir) await rm(pgliteDir, { recursive: true, force: true })
+}
+
+// ---------------------------------------------------------------- report
+
+const na = (v: number | undefined, digits = 0) => (v === undefined ? '—' : fmt(v, digits))
+const table = [
+  '| scenario | req/s | p50 ms | p99 ms | msgs/s | vs baseline | target | result |',
+  '|---|--:|--:|--:|--:|--:|---|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.scenario} | ${fmt(r.reqs)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${na(r.msgs)} | ${
+        r.ratio === undefined ? '—' : pct(r.ratio)
+      } | ${r.target} | ${r.verdict ? (r.verdict.pass ? 'pass' : 'MISS') : '—'}${r.errors ? ` (${fmt(r.errors)} errors)` : ''} |`,
+  ),
+]
+const cores = (v: number | undefined) => (v === undefined ? '—' : v.toFixed(2))
+const cpuTable = [
+  '| scenario | server | load generator | Postgres | Redis | other processes |',
+  '|---|--:|--:|--:|--:|--:|',
+  ...rows.map(
+    (r) =>
+      `| ${r.id} | ${cores(r.cpu?.server)} | ${cores(r.cpu?.load)} | ${cores(r.cpu?.postgres)} | ${cores(
+        r.cpu?.redis,
+      )} | ${cores(r.cpu?.other)} |`,
+  ),
+]
+log(
+  `\n${table.join('\n')}\n\nCPU during the measured runs, in cores (of ${os.availableParallelism()}):\n\n${cpuTable.join('\n')}`,
+)
+
+const findings = rows
+  .filter((r) => r.verdict)
+  .map((r) => `- ${r.scenario}: ${r.verdict?.pass ? 'met' : '**missed**'} (${r.verdict?.detail}).`)
+const noisy = rows.filter((r) => (r.cpu?.other ?? 0) > NOISE)
+if (noisy.length > 0) {
+  findings.push(
+    `- Other processes used CPU during ${noisy.map((r) => `${r.id} (${cores(r.cpu?.other)} cores)`).join(', ')}: those numbers are low.`,
+  )
+}
+
+const profiles: string[] = []
+if (CPU_PROF) {
+  for (const name of (await readdir(PROFILE_DIR)).sort()) {
+    // The main thread's profile is the biggest one (the loader thread only starts the server).
+    const files = await Promise.all(
+      (await readdir(join(PROFILE_DIR, name))).map(async (f) => {
+        const path = join(PROFILE_DIR, name, f)
+        return { path, size: (await stat(path)).size }
+      }),
+    )
+    const main = files.sort((a, b) => b.size - a.size)[0]
+    if (!main) continue
+    const top = await topFrames(main.path)
+    profiles.push(`${name} (${main.path}; self time, idle excluded):\n${top.map((l) => `  ${l}`).join('\n')}`)
+  }
+  log(`\nTop frames of each server:\n\n${profiles.join('\n\n')}`)
+}
+
+if (WRITE_DOCS) {
+  const date = startedAt.toISOString().slice(0, 10)
+  const time = startedAt.toISOString().slice(11, 16)
+  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU'
+  const section = [
+    `## ${date} — message-store (${time} UTC)`,
+    '',
+    `- machine: ${os.availableParallelism()} cores (nproc), ${cpu}, ${fmt(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
+    `- node ${process.version}; ${backends.postgres}; ${backends.redis}`,
+    `- load: autocannon 9 in the parent process, ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s of warm-up; each server in its own child process (Fastify logger at \`warn\`); autocannon reports latency in whole milliseconds`,
+    `- data: ${fmt(SESSIONS * PER_SESSION)} messages in ${fmt(SESSIONS)} sessions of ${PER_SESSION} (seeded with INSERT … SELECT generate_series, interleaved in time), history body ${fmt(Buffer.byteLength(baselineBody))} bytes; hot reads over ${fmt(HOT_SESSIONS)} cached sessions, other reads and writes over all sessions at random`,
+    CPU_PROF ? '- profiled with --cpu-prof: numbers are lower than without' : '',
+    '',
+    ...table,
+    '',
+    `CPU during the measured runs, in cores (of ${os.availableParallelism()}):`,
+    '',
+    ...cpuTable,
+    '',
+    '### What it shows',
+    '',
+    ...findings,
+    '',
+  ]
+    .filter((line, i, all) => line !== '' || all[i - 1] !== '')
+    .join('\n')
+  const intro =
+    '# Benchmarks\n\nResults of `pnpm bench` (services/message-store/bench/run.ts), newest first. ' +
+    'Compare ratios within one run, not absolute numbers across runs (see performance-notes).\n'
+  let previous = ''
+  try {
+    const text = await readFile(DOCS, 'utf8')
+    const first = text.search(/^## /m)
+    previous = first >= 0 ? text.slice(first) : ''
+  } catch {}
+  await writeFile(DOCS, `${intro}\n${section}\n${previous ? `\n${previous.trimEnd()}\n` : ''}`)
+  // The repository's lint checks Markdown too: align the new tables as Biome would.
+  try {
+    execFileSync('pnpm', ['exec', 'biome', 'format', '--write', DOCS], { cwd: join(here, '../../..'), stdio: 'ignore' })
+  } catch {
+    log('(could not format docs/benchmarks.md with biome: run `pnpm exec biome format --write docs`)')
+  }
+  log(`\nwrote ${DOCS}`)
+} else {
+  log('\n(docs/benchmarks.md not written: short run; set BENCH_DOCS=1 to write it anyway)')
+}
