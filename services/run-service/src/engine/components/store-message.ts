@@ -1,0 +1,13 @@
+import type { ComponentDefinition } from './component.js'
+import { storeIncoming } from './store-incoming.js'
+
+/** Stores its `message` input (with `sender`, `sender_name`, `session_id`). */
+export const storeMessage: ComponentDefinition = {
+  type: 'StoreMessage',
+  inputs: ['message', 'sender', 'sender_name', 'session_id'],
+  outputs: ['stored_messages'],
+  emitsMessages: true,
+  readsMessages: false,
+  mainInput: 'message',
+  run: storeIncoming,
+}

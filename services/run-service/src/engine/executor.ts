@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto'
+import type { Message } from '@session-runtime/schemas'
+import type {
+  ComponentContext,
+  ComponentDefinition,
+  ComponentInputs,
+  ComponentOutputs,
+} from './components/component.js'
+import { ComponentFailedError, errorReason, RunAbortedError } from './errors.js'
+import { type FlowNode, topologicalOrder } from './flow-graph.js'
+import { localMessage, type MessageDraft, messageInput, messageProperties } from './messages.js'
+import type { MessagePort, ModelDefaults, ModelPort, RunEvent, RunListener } from './ports.js'
+import type { RunPlan } from './run-plan.js'
+import { isValidSessionId, resolveComponentSession, runSessionId, type SessionSource } from './session.js'
+import { type FlowValue, rawValue } from './values.js'
+
+export interface ExecuteOptions {
+  messages: MessagePort
+  model: ModelPort
+  modelDefaults: ModelDefaults
+  /** `?stream=true`: every model node streams (token events) into its ChatOutput. */
+  stream?: boolean
+  /** Cancels the run between components and aborts port calls. */
+  signal?: AbortSignal
+  /** Receives `add_message` and `token` events as they happen. */
+  onEvent?: RunListener
+}
+
+/** What one component did, for the response (build-response.ts). */
+export interface ComponentResult {
+  nodeId: string
+  displayName: string
+  componentType: string
+  sessionId: string
+  sessionSource: SessionSource
+  outputs: ComponentOutputs
+  /** The messages it emitted, stored or not, in order. */
+  messages: Message[]
+}
+
+export interface RunOutcome {
+  /** The run's top-level `session_id` (spec §2). */
+  sessionId: string
+  /** In execution (completion) order. */
+  results: ComponentResult[]
+}
+
+/**
+ * Runs a planned flow: input components first (one after another, in dependency then file order),
+ * then every other component as soon as its upstream components are done, concurrently.
+ * Rejects with ComponentFailedError (after storing an error message in the failing component's
+ * session) or RunAbortedError.
+ */
+export function executeRun(plan: RunPlan, options: ExecuteOptions): Promise<RunOutcome> {
+  return new FlowRun(plan, options).execute()
+}
+
+class FlowRun {
+  /** Stops the other branches once a component has failed. */
+  private readonly stop = new AbortController()
+  private readonly signal: AbortSignal
+  private readonly tasks = new Map<string, Promise<void>>()
+  private readonly outputs = new Map<string, ComponentOutputs>()
+  private readonly results: ComponentResult[] = []
+  /** ChatOutput node id → the id its message will have, announced by a model's token events. */
+  private readonly reservedIds = new Map<string, string>()
+  private failure: ComponentFailedError | RunAbortedError | undefined
+
+  constructor(
+    private readonly plan: RunPlan,
+    private readonly options: ExecuteOptions,
+  ) {
+    this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal
+  }
+
+  async execute(): Promise<RunOutcome> {
+    const order = topologicalOrder(this.plan.graph)
+    if (order.length !== this.plan.graph.nodes.length || order.some((node) => !node.component)) {
+      throw new TypeError('executeRun needs a graph without problems (see runnableGraph)')
+    }
+    const inputsDone: Promise<void>[] = []
+    for (const node of this.inputPhase(order)) inputsDone.push(this.schedule(node, inputsDone.slice(-1)))
+    for (const node of order) if (!this.tasks.has(node.id)) this.schedule(node, inputsDone)
+    await Promise.allSettled(this.tasks.values())
+    if (this.failure) throw this.failure
+    return { sessionId: this.topLevelSessionId(), results: this.results }
+  }
+
+  /** Input components whose upstream components (if any) are input components too. */
+  private inputPhase(order: readonly FlowNode[]): FlowNode[] {
+    const phase = new Set<string>()
+    for (const node of order) {
+      const upstream = this.plan.graph.incoming.get(node.id) ?? []
+      if (node.component?.io?.role === 'input' && upstream.every((edge) => phase.has(edge.source))) phase.add(node.id)
+    }
+    return order.filter((node) => phase.has(node.id))
+  }
+
+  /** Starts `node` once `after` and its upstream components are done (they are scheduled before it). */
+  private schedule(node: FlowNode, after: readonly Promise<void>[]): Promise<void> {
+    const upstream = (this.plan.graph.incoming.get(node.id) ?? []).map((edge) => this.tasks.get(edge.source))
+    const task = (async () => {
+      await Promise.all([...after, ...upstream])
+      this.throwIfStopped()
+      await this.runComponent(node)
+    })()
+    this.tasks.set(node.id, task)
+    return task
+  }
+
+  private throwIfStopped(): void {
+    if (this.options.signal?.aborted) this.failure ??= new RunAbortedError({ cause: this.options.signal.reason })
+    if (this.failure) throw this.failure
+  }
+
+  private async runComponent(node: FlowNode): Promise<void> {
+    const component = node.component as ComponentDefinition
+    const inputs = this.inputsOf(node)
+    const session = resolveComponentSession({
+      requestSessionId: this.plan.requestSessionId,
+      flowId: this.plan.flowId,
+      hasSessionField: component.inputs.includes('session_id'),
+      wiredSessionId: this.edgeInto(node, 'session_id') ? inputs.session_id : undefined,
+      tweakedSessionId: this.plan.overrides.get(node.id)?.session_id,
+      storedSessionId: node.values.session_id,
+      mainInput: component.mainInput === undefined ? undefined : inputs[component.mainInput],
+    })
+    const emitted: Message[] = []
+    try {
+      if (!isValidSessionId(session.sessionId)) throw new Error(`the session ID from its ${session.source} is invalid`)
+      const outputs = await component.run(this.context(node, component, session.sessionId, emitted), inputs)
+      this.checkOutputs(node, outputs)
+      this.outputs.set(node.id, outputs)
+      this.results.push({
+        nodeId: node.id,
+        displayName: node.displayName,
+        componentType: node.type,
+        sessionId: session.sessionId,
+        sessionSource: session.source,
+        outputs,
+        messages: emitted,
+      })
+    } catch (error) {
+      const errorSession = isValidSessionId(session.sessionId)
+        ? session.sessionId
+        : (this.plan.requestSessionId ?? this.plan.flowId)
+      throw await this.fail(node, errorSession, error)
+    }
+  }
+
+  /** Stored node values, then this run's overrides, then edge values. */
+  private inputsOf(node: FlowNode): ComponentInputs {
+    const inputs: Record<string, FlowValue | undefined> = {}
+    for (const [field, value] of Object.entries(node.values)) inputs[field] = rawValue(value)
+    for (const [field, value] of Object.entries(this.plan.overrides.get(node.id) ?? {})) inputs[field] = rawValue(value)
+    for (const edge of this.plan.graph.incoming.get(node.id) ?? []) {
+      inputs[edge.targetField] = this.outputs.get(edge.source)?.[edge.sourceOutput]
+    }
+    return inputs
+  }
+
+  private edgeInto(node: FlowNode, field: string) {
+    return this.plan.graph.incoming.get(node.id)?.find((edge) => edge.targetField === field)
+  }
+
+  private checkOutputs(node: FlowNode, outputs: ComponentOutputs): void {
+    for (const edge of this.plan.graph.outgoing.get(node.id) ?? []) {
+      if (!(edge.sourceOutput in outputs)) throw new Error(`its output ${edge.sourceOutput} was not produced`)
+    }
+  }
+
+  private context(
+    node: FlowNode,
+    component: ComponentDefinition,
+    sessionId: string,
+    emitted: Message[],
+  ): ComponentContext {
+    const { signal } = this
+    const options = this.options
+    const tokenTarget = component.streamsTokens ? this.chatOutputFedBy(node) : undefined
+    let onToken: ((chunk: string) => void) | undefined
+    if (tokenTarget) {
+      const id = randomUUID()
+      this.reservedIds.set(tokenTarget.id, id)
+      onToken = (chunk) => this.notify({ event: 'token', data: { chunk, id } })
+    }
+    return {
+      node,
+      flowId: this.plan.flowId,
+      sessionId,
+      signal,
+      modelDefaults: options.modelDefaults,
+      messages: { history: (query) => options.messages.history(query, { signal }) },
+      model: { complete: (request) => options.model.complete(request, { signal }) },
+      stream: { requested: options.stream ?? false, onToken },
+      upstream: (field) => {
+        const edge = this.edgeInto(node, field)
+        return edge && this.plan.graph.byId.get(edge.source)
+      },
+      emit: async (draft, { store = true } = {}) => {
+        const message = await this.emit(node, sessionId, draft, store)
+        emitted.push(message)
+        return message
+      },
+    }
+  }
+
+  /** The first ChatOutput (file order) whose main input is wired straight from `node`. */
+  private chatOutputFedBy(node: FlowNode): FlowNode | undefined {
+    const targets = (this.plan.graph.outgoing.get(node.id) ?? []).flatMap((edge) => {
+      const target = this.plan.graph.byId.get(edge.target)
+      const component = target?.component
+      const fed =
+        component?.io?.role === 'output' && component.io.kind === 'chat' && component.mainInput === edge.targetField
+      return fed && target ? [target] : []
+    })
+    return this.plan.graph.nodes.find((candidate) => targets.includes(candidate))
+  }
+
+  /** The one way a message leaves a component: tagged with the component's session, stored, announced. */
+  private async emit(node: FlowNode, sessionId: string, draft: MessageDraft, store: boolean): Promise<Message> {
+    const id = this.reservedIds.get(node.id) ?? randomUUID()
+    this.reservedIds.delete(node.id)
+    const input = messageInput(draft, { id, flowId: this.plan.flowId, sessionId })
+    if (!store) return localMessage(input)
+    const stored = await this.options.messages.store(input, { signal: this.signal })
+    this.notify({ event: 'add_message', data: stored })
+    return stored
+  }
+
+  /**
+   * The first failure stops the run: an error message goes into the component's session, the other
+   * branches are stopped. Later failures (caused by the stop) and cancellations store nothing.
+   */
+  private async fail(node: FlowNode, sessionId: string, error: unknown): Promise<Error> {
+    if (this.options.signal?.aborted) this.failure ??= new RunAbortedError({ cause: this.options.signal.reason })
+    if (this.failure) return this.failure
+    const failed = new ComponentFailedError(
+      { nodeId: node.id, displayName: node.displayName, componentType: node.type },
+      errorReason(error),
+      { cause: error },
+    )
+    this.failure = failed
+    this.stop.abort(failed)
+    try {
+      failed.errorMessage = await this.storeErrorMessage(node, sessionId, failed)
+    } catch (storeError) {
+      failed.errorMessageFailure = storeError
+    }
+    return failed
+  }
+
+  private async storeErrorMessage(node: FlowNode, sessionId: string, failed: ComponentFailedError): Promise<Message> {
+    const draft: MessageDraft = {
+      text: failed.message,
+      sender: 'Machine',
+      senderName: node.displayName,
+      category: 'error',
+      error: true,
+      properties: messageProperties({ source: { id: node.id, display_name: node.displayName, source: null } }),
+    }
+    const input = messageInput(draft, { id: randomUUID(), flowId: this.plan.flowId, sessionId })
+    // Not the run's signal: it is aborted by now. Only the caller's cancellation stops this write.
+    const signal = this.options.signal ?? new AbortController().signal
+    const stored = await this.options.messages.store(input, { signal })
+    this.notify({ event: 'add_message', data: stored })
+    return stored
+  }
+
+  private notify(event: RunEvent): void {
+    this.options.onEvent?.(event)
+  }
+
+  private topLevelSessionId(): string {
+    const firstChatInput = this.plan.graph.nodes.find((node) => {
+      const io = node.component?.io
+      return io?.role === 'input' && io.kind === 'chat'
+    })
+    const resolved = this.results.find((result) => result.nodeId === firstChatInput?.id)?.sessionId
+    return runSessionId(this.plan.requestSessionId, resolved, this.plan.flowId)
+  }
+}

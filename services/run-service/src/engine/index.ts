@@ -1,0 +1,58 @@
+export { buildRunResponse } from './build-response.js'
+export type {
+  ComponentContext,
+  ComponentDefinition,
+  ComponentInputs,
+  ComponentOutputs,
+  IoRole,
+} from './components/component.js'
+export {
+  ComponentFailedError,
+  EngineError,
+  type FailedComponent,
+  FlowInvalidError,
+  InvalidTweakError,
+  ModelProviderError,
+  RunAbortedError,
+  TweakConflictError,
+  UnknownOutputComponentError,
+} from './errors.js'
+export { type ComponentResult, type ExecuteOptions, executeRun, type RunOutcome } from './executor.js'
+export {
+  type FlowEdge,
+  type FlowGraph,
+  type FlowNode,
+  type GraphProblem,
+  type ParsedFlow,
+  parseFlow,
+  runnableGraph,
+  topologicalOrder,
+} from './flow-graph.js'
+export type { MessageDraft } from './messages.js'
+export type {
+  CompletionRequest,
+  CompletionResult,
+  HistoryRequest,
+  MessagePort,
+  ModelDefaults,
+  ModelPort,
+  PortOptions,
+  RunEvent,
+  RunListener,
+} from './ports.js'
+export { builtInComponents, type ComponentRegistry, createRegistry } from './registry.js'
+export { OutputValue, ResultData, ResultMessage, RunRequest, RunResponse } from './run-contract.js'
+export { planRun, type RunPlan } from './run-plan.js'
+export { type InputType, inputReceivers, type OutputType, reportedComponents } from './selection.js'
+export {
+  carriedSessionId,
+  isValidSessionId,
+  type ResolvedSession,
+  resolveComponentSession,
+  resolveSessionId,
+  runSessionId,
+  type SessionCandidates,
+  type SessionSource,
+} from './session.js'
+export { applyRequestInput, applyTweaks, type NodeOverrides } from './tweaks.js'
+export type { FlowValue } from './values.js'

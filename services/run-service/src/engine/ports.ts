@@ -1,0 +1,60 @@
+import type { Message, MessageInput } from '@session-runtime/schemas'
+
+/** Every port call carries the run's signal: aborting the run aborts the call. */
+export interface PortOptions {
+  signal: AbortSignal
+}
+
+/** A history read: the latest `limit` messages of (flow, session), error messages excluded. */
+export interface HistoryRequest {
+  flowId: string
+  sessionId: string
+  limit: number
+  order: 'ASC' | 'DESC'
+  sender?: string
+  senderName?: string
+}
+
+/** Where emitted messages go and histories come from (the message-store, for the run's tenant). */
+export interface MessagePort {
+  /** Stores one message (idempotent on `message.id`) and answers the stored message. */
+  store(message: MessageInput, options: PortOptions): Promise<Message>
+  history(query: HistoryRequest, options: PortOptions): Promise<Message[]>
+}
+
+/** One OpenAI-compatible chat completion. */
+export interface CompletionRequest {
+  model: string
+  baseUrl: string
+  apiKey?: string
+  /** Omitted when the node has no system message. */
+  system?: string
+  input: string
+  temperature: number
+  maxTokens?: number
+  stream: boolean
+  /** Called with each chunk while streaming (only when `stream` is true). */
+  onToken?: (chunk: string) => void
+}
+
+export interface CompletionResult {
+  /** The complete reply. */
+  text: string
+}
+
+/** The model provider. Throw ModelProviderError when the provider fails or times out (a 502). */
+export interface ModelPort {
+  complete(request: CompletionRequest, options: PortOptions): Promise<CompletionResult>
+}
+
+/** What a model node leaves empty comes from here (OPENAI_BASE_URL, OPENAI_API_KEY, a default model). */
+export interface ModelDefaults {
+  baseUrl: string
+  apiKey?: string
+  defaultModel?: string
+}
+
+/** Events of a run, in Langflow's streaming vocabulary (spec §3). */
+export type RunEvent = { event: 'add_message'; data: Message } | { event: 'token'; data: { chunk: string; id: string } }
+
+export type RunListener = (event: RunEvent) => void

@@ -1,0 +1,32 @@
+import { chatInput } from './components/chat-input.js'
+import { chatOutput } from './components/chat-output.js'
+import type { ComponentDefinition } from './components/component.js'
+import { languageModel } from './components/language-model.js'
+import { memory } from './components/memory.js'
+import { openAIModel } from './components/openai-model.js'
+import { prompt } from './components/prompt.js'
+import { storeMessage } from './components/store-message.js'
+import { textInput } from './components/text-input.js'
+import { textOutput } from './components/text-output.js'
+import { typeConverter } from './components/type-converter.js'
+
+/** Component definitions keyed by the flow JSON's `data.type`. */
+export type ComponentRegistry = ReadonlyMap<string, ComponentDefinition>
+
+export function createRegistry(components: readonly ComponentDefinition[]): ComponentRegistry {
+  return new Map(components.map((component) => [component.type, component]))
+}
+
+/** Every component the engine runs. Adding one: a file in components/ and a line here. */
+export const builtInComponents: ComponentRegistry = createRegistry([
+  chatInput,
+  chatOutput,
+  textInput,
+  textOutput,
+  prompt,
+  memory,
+  storeMessage,
+  typeConverter,
+  openAIModel,
+  languageModel,
+])
