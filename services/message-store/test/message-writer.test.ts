@@ -63,7 +63,12 @@ t.test('a bad write coalesced with good ones fails alone', async (t) => {
   const app = await buildTestApp(t, { env: { WRITE_CONCURRENCY: '1' } })
   const flow_id = randomUUID()
   const taken = messageInput({ flow_id, session_id: 'x' })
-  const first = await app.inject({ method: 'POST', url: '/internal/messages', headers: internalHeaders('owner'), payload: taken })
+  const first = await app.inject({
+    method: 'POST',
+    url: '/internal/messages',
+    headers: internalHeaders('owner'),
+    payload: taken,
+  })
   t.equal(first.statusCode, 201)
   const good = Array.from({ length: 20 }, () => messageInput({ flow_id, session_id: 'ok' }))
   const payloads = [

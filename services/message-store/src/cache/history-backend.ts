@@ -18,8 +18,8 @@ export interface CachedHistory {
   version: number
   /** c: entries are the whole history; p: the latest part of it; t: tombstone (no entries). */
   flag: HistoryFlag
-  /** Message JSON, oldest first. */
-  entries: string[]
+  /** Message JSON, oldest first (Buffers from Redis, spliced into responses undecoded). */
+  entries: Array<string | Buffer>
 }
 
 export interface HistoryBackend {

@@ -36,18 +36,6 @@ local function store(key, version, flag, last, entries, max, ttl)
 end
 `
 
-// KEYS: epoch, history. ARGV: epoch, count, ttl
-const GET = `${PRELUDE}
-local len = redis.call('LLEN', KEYS[2])
-if len == 0 then return {'M'} end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local start = len - tonumber(ARGV[2])
-if start < 1 then start = 1 end
-local out = redis.call('LRANGE', KEYS[2], start, -1)
-table.insert(out, 1, redis.call('LINDEX', KEYS[2], 0))
-table.insert(out, 1, 'H')
-return out`
-
 // ARGV: epoch, version, flag, lastKey, max, ttl, entries...
 const FILL = `${PRELUDE}
 local v = header(KEYS[2])
@@ -98,7 +86,6 @@ type ScriptReply = string[]
 const RECOVER_RETRY_MS = 500
 
 interface ScriptedRedis extends Redis {
-  historyGet(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
   historyFill(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
   historyAppend(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
   historyInvalidate(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
@@ -120,7 +107,6 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
     retryStrategy: (times) => Math.min(times * 100, 2000),
     lazyConnect: true,
   }) as ScriptedRedis
-  redis.defineCommand('historyGet', { numberOfKeys: 2, lua: GET })
   redis.defineCommand('historyFill', { numberOfKeys: 2, lua: FILL })
   redis.defineCommand('historyAppend', { numberOfKeys: 2, lua: APPEND })
   redis.defineCommand('historyInvalidate', { numberOfKeys: 2, lua: INVALIDATE })
@@ -172,24 +158,28 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
 
   const k = (key: string) => `${opts.keyPrefix}h:${epoch}:${key}`
 
-  /** Runs a script; on an epoch mismatch adopts the current epoch (a miss for this call). */
+  /**
+   * Another instance moved the epoch on: follow it. A lower or missing epoch means
+   * Redis lost or restored its data: move it on ourselves.
+   */
+  const epochMismatch = (current: string | null, started: number) => {
+    if (started !== generation) return
+    if (Number(current || 0) > Number(epoch)) {
+      epoch = String(current)
+      generation++
+    } else {
+      distrust()
+    }
+  }
+
+  /** Runs a script; an epoch mismatch or a failure is a miss for this call. */
   const run = async (fn: () => Promise<ScriptReply>): Promise<ScriptReply | null> => {
     if (!trusted) return null
     const started = generation
     try {
       const reply = await fn()
       if (reply[0] === 'E') {
-        // Another instance moved the epoch on: follow it. A lower or missing epoch
-        // means Redis lost or restored its data: move it on ourselves.
-        const current = Number(reply[1] || 0)
-        if (started === generation) {
-          if (current > Number(epoch)) {
-            epoch = String(current)
-            generation++
-          } else {
-            distrust()
-          }
-        }
+        epochMismatch(reply[1] ?? null, started)
         return null
       }
       return reply
@@ -202,16 +192,43 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
   return {
     kind: 'redis',
     status: () => (trusted ? 'up' : 'down'),
+    // The hot path. One MULTI instead of a script (atomic all the same; Lua would
+    // copy every entry into a table and back), and the entries stay Buffers, to be
+    // spliced into the response without decoding (docs/benchmarks.md).
     async get(key, count) {
-      const reply = await run(() => redis.historyGet(epochKey, k(key), epoch, count, opts.ttlMs))
-      if (reply?.[0] !== 'H') return null
-      const match = /^(\d+)\|([cpt])\|/.exec(reply[1] ?? '')
+      if (!trusted) return null
+      const started = generation
+      const hk = k(key)
+      let replies: [Error | null, unknown][] | null
+      try {
+        replies = await redis
+          .multi()
+          .get(epochKey)
+          .lindex(hk, 0)
+          .lrangeBuffer(hk, -count, -1)
+          .pexpire(hk, opts.ttlMs)
+          .exec()
+      } catch (err) {
+        distrust(err as Error)
+        return null
+      }
+      if (!replies) return null
+      const failed = replies.find(([err]) => err)
+      if (failed) {
+        distrust(failed[0] as Error)
+        return null
+      }
+      const current = replies[0]?.[1] as string | null
+      if (current !== epoch) {
+        epochMismatch(current, started)
+        return null
+      }
+      const match = /^(\d+)\|([cpt])\|/.exec((replies[1]?.[1] as string | null) ?? '')
       if (!match) return null
-      return {
-        version: Number(match[1]),
-        flag: match[2] as HistoryFlag,
-        entries: reply.slice(2),
-      } satisfies CachedHistory
+      const entries = replies[2]?.[1] as Buffer[]
+      // A list shorter than `count` + 1 comes back with its header, the one element not starting with '{'.
+      if (entries.length > 0 && entries[0]?.[0] !== 0x7b) entries.shift()
+      return { version: Number(match[1]), flag: match[2] as HistoryFlag, entries } satisfies CachedHistory
     },
     readToken: () => (trusted ? generation : -1),
     async fill(key, version, flag, lastKey, entries, token) {

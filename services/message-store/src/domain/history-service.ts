@@ -39,8 +39,8 @@ export class HistoryService {
     private readonly opts: HistoryServiceOptions,
   ) {}
 
-  /** The latest `limit` non-error messages of a session, as a JSON array text. */
-  async read(tenant: string, q: HistoryQuery): Promise<string> {
+  /** The latest `limit` non-error messages of a session, as JSON array text. */
+  async read(tenant: string, q: HistoryQuery): Promise<string | Buffer> {
     const filter = { sender: q.sender, senderName: q.sender_name }
     const filtered = q.sender !== undefined || q.sender_name !== undefined
     const key = historyKey(tenant, q.flow_id, q.session_id)
@@ -49,7 +49,7 @@ export class HistoryService {
       const cached = await cache.get(key, filtered ? this.opts.maxEntries : q.limit).catch(() => null)
       if (cached && cached.flag !== 't') {
         let entries = cached.entries
-        if (filtered) entries = entries.filter((json) => matches(JSON.parse(json), filter))
+        if (filtered) entries = entries.filter((json) => matches(JSON.parse(json.toString()), filter))
         if (entries.length >= q.limit || cached.flag === 'c') {
           this.hits++
           return toArray(entries.slice(Math.max(0, entries.length - q.limit)), q.order)
@@ -141,8 +141,19 @@ function matches(
   )
 }
 
-/** Splices message JSON strings into one JSON array, without parsing them. */
-function toArray(oldestFirst: string[], order: 'ASC' | 'DESC'): string {
+const OPEN = Buffer.from('[')
+const COMMA = Buffer.from(',')
+const CLOSE = Buffer.from(']')
+
+/** Splices message JSON (strings, or Buffers from Redis) into one JSON array, without parsing it. */
+function toArray(oldestFirst: Array<string | Buffer>, order: 'ASC' | 'DESC'): string | Buffer {
   const list = order === 'DESC' ? oldestFirst.slice().reverse() : oldestFirst
-  return `[${list.join(',')}]`
+  if (!list.some(Buffer.isBuffer)) return `[${list.join(',')}]`
+  const parts: Buffer[] = [OPEN]
+  list.forEach((entry, i) => {
+    if (i > 0) parts.push(COMMA)
+    parts.push(Buffer.isBuffer(entry) ? entry : Buffer.from(entry))
+  })
+  parts.push(CLOSE)
+  return Buffer.concat(parts)
 }

@@ -203,24 +203,14 @@ export interface HistorySnapshot {
   entries: HistoryEntry[]
 }
 
+/** For filling the cache: the newest `limit` messages with their sort keys, and the session's version. */
 export async function readHistory(
   db: Queryable,
   tenant: string,
   flowId: string,
   sessionId: string,
   limit: number,
-  filter: { sender?: string | undefined; senderName?: string | undefined } = {},
 ): Promise<HistorySnapshot> {
-  const params: unknown[] = [tenant, flowId, sessionId, limit]
-  let extra = ''
-  if (filter.sender !== undefined) {
-    params.push(filter.sender)
-    extra += ` AND m.sender = $${params.length}`
-  }
-  if (filter.senderName !== undefined) {
-    params.push(filter.senderName)
-    extra += ` AND m.sender_name = $${params.length}`
-  }
   const { rows } = await db.query<{
     version: string
     json: string | null
@@ -233,11 +223,11 @@ export async function readHistory(
              WHERE tenant_id = $1 AND flow_id = $2 AND session_id = $3), 0) AS version) v
      LEFT JOIN LATERAL (
        SELECT ${HISTORY_COLUMNS}, m.ts, m.seq FROM messages m
-       WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 AND NOT m.error${extra}
+       WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 AND NOT m.error
        ORDER BY m.ts DESC, m.seq DESC LIMIT $4
      ) h ON true
      ORDER BY h.ts DESC, h.seq DESC`,
-    params,
+    [tenant, flowId, sessionId, limit],
   )
   const version = Number(rows[0]?.version ?? 0)
   const entries: HistoryEntry[] = []

@@ -5,8 +5,8 @@ import type { FastifyReply } from 'fastify'
  * route's response schema, without parsing and serializing it again (the
  * expensive part of every read: see docs/benchmarks.md).
  */
-export function sendSerialized(reply: FastifyReply, statusCode: number, json: string) {
-  // Fastify sends a string with a JSON content type as it is.
+export function sendSerialized(reply: FastifyReply, statusCode: number, json: string | Buffer) {
+  // Fastify sends a string or Buffer with a JSON content type as it is.
   return reply
     .code(statusCode)
     .type('application/json; charset=utf-8')

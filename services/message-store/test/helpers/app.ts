@@ -80,7 +80,13 @@ export async function dropSchema(schema: string) {
 }
 
 export async function deleteKeys(url: string, prefix: string) {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+  })
   try {
     await redis.connect()
     let cursor = '0'
