@@ -17,7 +17,7 @@
  *   BENCH_QUIET_WAIT (s to wait for other processes to go quiet, 120), BENCH_RETRIES (2: runs
  *   measured again while other processes took more than 0.15 cores).
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
@@ -768,12 +768,6 @@ if (WRITE_DOCS) {
     previous = first >= 0 ? text.slice(first) : ''
   } catch {}
   await writeFile(DOCS, `${intro}\n${section}\n${previous ? `\n${previous.trimEnd()}\n` : ''}`)
-  // The repository's lint checks Markdown too: align the new tables as Biome would.
-  try {
-    execFileSync('pnpm', ['exec', 'biome', 'format', '--write', DOCS], { cwd: join(here, '../../..'), stdio: 'ignore' })
-  } catch {
-    log('(could not format docs/benchmarks.md with biome: run `pnpm exec biome format --write docs`)')
-  }
   log(`\nwrote ${DOCS}`)
 } else {
   log('\n(docs/benchmarks.md not written: short run; set BENCH_DOCS=1 to write it anyway)')
