@@ -318,20 +318,34 @@ export async function listMessages(db: Queryable, tenant: string, q: MessagesQue
   const order = [column ? `m.${column} ${dir}` : '', `m.ts ${dir}`, `m.seq ${dir}`].filter(Boolean).join(', ')
   params.push(q.limit + 1, q.offset)
   const { rows } = await db.query<{ json: string; t: string; s: string; v: string | null }>(
-    `SELECT message_json(m) AS json, to_char(m.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t,
+    `SELECT message_json(m) AS json, ${iso('m.ts')} AS t,
        m.seq::text AS s, ${column ? `m.${column}` : 'NULL'} AS v
      FROM messages m WHERE ${where.join(' AND ')}
      ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
     params,
   )
-  const more = rows.length > q.limit
-  const page = more ? rows.slice(0, q.limit) : rows
+  return toPage(rows, q.limit, (last) => ({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }))
+}
+
+/**
+ * A page from `limit` + 1 rows: the JSON array of the first `limit`, and a cursor
+ * naming the last of them if and only if more rows follow.
+ */
+function toPage<R extends { json: string }>(
+  rows: R[],
+  limit: number,
+  cursorOf: (last: R) => Record<string, string | null>,
+): Page {
+  const page = rows.slice(0, limit)
   const last = page.at(-1)
   return {
     body: `[${page.map((r) => r.json).join(',')}]`,
-    nextCursor: more && last ? encodeCursor({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }) : undefined,
+    nextCursor: rows.length > limit && last ? encodeCursor(cursorOf(last)) : undefined,
   }
 }
+
+/** A timestamp as the API shows it: ISO-8601 UTC with microseconds. */
+const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
 
 const MAX_DISTINCT_SESSIONS = 10_000
 
@@ -374,21 +388,14 @@ export async function listSessions(db: Queryable, tenant: string, q: SessionsQue
   const { rows } = await db.query<{ json: string; t: string; s: string; f: string }>(
     `SELECT json_build_object(
         'session_id', session_id, 'flow_id', flow_id, 'message_count', message_count,
-        'first_timestamp', to_char(first_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-        'last_timestamp', to_char(last_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'first_timestamp', ${iso('first_ts')}, 'last_timestamp', ${iso('last_ts')},
         'last_text', last_text)::text AS json,
-       to_char(last_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t, session_id AS s, flow_id::text AS f
+       ${iso('last_ts')} AS t, session_id AS s, flow_id::text AS f
      FROM sessions WHERE ${where.join(' AND ')}
      ORDER BY last_ts DESC, session_id ASC, flow_id ASC LIMIT $${params.length}`,
     params,
   )
-  const more = rows.length > q.limit
-  const page = more ? rows.slice(0, q.limit) : rows
-  const last = page.at(-1)
-  return {
-    body: `[${page.map((r) => r.json).join(',')}]`,
-    nextCursor: more && last ? encodeCursor({ t: last.t, s: last.s, f: last.f }) : undefined,
-  }
+  return toPage(rows, q.limit, (last) => ({ t: last.t, s: last.s, f: last.f }))
 }
 
 interface SessionKey {
