@@ -21,13 +21,26 @@ if (!internalToken) {
 }
 
 const host = process.env.HOST ?? '127.0.0.1'
-const services = [{ name: 'message-store', portVar: 'MESSAGE_STORE_PORT', port: 7862 }]
+const services = [
+  { name: 'message-store', portVar: 'MESSAGE_STORE_PORT', port: 7862 },
+  { name: 'run-service', portVar: 'RUN_SERVICE_PORT', port: 7861 },
+]
+// The run-service reaches the message-store's internal API here.
+const messageStorePort = process.env.MESSAGE_STORE_PORT ?? '7862'
+const messageStoreUrl = process.env.MESSAGE_STORE_URL ?? `http://${host}:${messageStorePort}`
 
 const children = services.map((service) => {
   const port = process.env[service.portVar] ?? String(service.port)
   const child = spawn(process.execPath, ['--conditions=@session-runtime/source', '--import', 'tsx', 'src/server.ts'], {
     cwd: join(root, 'services', service.name),
-    env: { ...process.env, HOST: host, [service.portVar]: port, DATA_DIR: dataDir, INTERNAL_TOKEN: internalToken },
+    env: {
+      ...process.env,
+      HOST: host,
+      [service.portVar]: port,
+      DATA_DIR: dataDir,
+      INTERNAL_TOKEN: internalToken,
+      MESSAGE_STORE_URL: messageStoreUrl,
+    },
     stdio: 'inherit',
   })
   console.log(`${service.name}: http://${host}:${port}`)

@@ -72,6 +72,11 @@ export interface MessageStoreClient {
   /** The latest `limit` messages of the session, error messages excluded. */
   history(tenant: string, query: HistoryParams, options?: CallOptions): Promise<Message[]>
   /**
+   * Deletes every message of the tenant's flow (the flow was deleted). Idempotent: a flow
+   * without messages is no error, so a retried call is safe.
+   */
+  deleteFlowMessages(tenant: string, flowId: string, options?: CallOptions): Promise<void>
+  /**
    * Resolves when the message-store is ready; rejects with MessageStoreUnavailableError
    * when it answers 503 or can't be reached. Not retried: it reports the current state.
    */
@@ -110,7 +115,7 @@ const RETRY_ERROR_CODES = [
   'UND_ERR_HEADERS_TIMEOUT',
 ]
 
-type Method = 'GET' | 'POST'
+type Method = 'GET' | 'POST' | 'DELETE'
 
 interface Exchange extends CallOptions {
   dispatcher: Dispatcher
@@ -152,7 +157,8 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
       maxTimeout: settings.retryMaxDelay,
       timeoutFactor: 2,
       retryAfter: true,
-      methods: ['GET', 'POST'],
+      // DELETE is only used for idempotent deletes.
+      methods: ['GET', 'POST', 'DELETE'],
       statusCodes: RETRY_STATUS_CODES,
       errorCodes: RETRY_ERROR_CODES,
       // Hand the last 5xx answer over once retries are exhausted, so its envelope is kept.
@@ -260,6 +266,20 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
         query: params.toString(),
         tenant: requireTenant(tenant),
       })
+    },
+
+    async deleteFlowMessages(tenant, flowId, opts = {}) {
+      if (typeof flowId !== 'string' || flowId === '') throw new TypeError('flowId is required')
+      const call: Exchange = {
+        ...opts,
+        dispatcher: retrying,
+        method: 'DELETE',
+        route: `/internal/flows/${encodeURIComponent(flowId)}/messages`,
+        tenant: requireTenant(tenant),
+      }
+      const answer = await exchange(call)
+      if (answer.statusCode >= 200 && answer.statusCode < 300) return
+      throw answerError(answer, call)
     },
 
     async ready(opts = {}) {

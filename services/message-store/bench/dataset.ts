@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Queryable } from '../src/db/database.js'
+import type { Queryable } from '@session-runtime/db'
 
 /**
  * The benchmark's data: realistic chat messages (a user question, then the

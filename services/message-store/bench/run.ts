@@ -24,14 +24,12 @@ import { connect } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { createPgDatabase, createPgliteDatabase, type Database, quoteIdent } from '@session-runtime/db'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import pg from 'pg'
-import type { Database } from '../src/db/database.js'
-import { migrate } from '../src/db/migrate.js'
-import { createPgDatabase, quoteIdent } from '../src/db/pg-database.js'
-import { createPgliteDatabase } from '../src/db/pglite-database.js'
+import { migrateMessageStore, STATEMENT_PREFIX } from '../src/plugins/app/database.js'
 import { historyBody, listSessions, messageInput, type SessionRef, seed, TENANT } from './dataset.js'
 import type { ServerReply, ServerRequest } from './server.js'
 
@@ -115,6 +113,7 @@ async function openDatabase(): Promise<Database> {
       max: 1,
       statementTimeoutMs: 30 * 60_000,
       connectTimeoutMs: 5000,
+      statementPrefix: STATEMENT_PREFIX,
     })
   }
   pgliteDir = await mkdtemp(join(os.tmpdir(), 'message-store-bench-'))
@@ -629,7 +628,7 @@ if (CPU_PROF) {
 const db = await openDatabase()
 let backends: { postgres: string; redis: string }
 try {
-  await migrate(db)
+  await migrateMessageStore(db)
   const t0 = Date.now()
   log(`seeding ${fmt(SESSIONS * PER_SESSION)} messages in ${fmt(SESSIONS)} sessions ...`)
   await seed(db, { sessions: SESSIONS, perSession: PER_SESSION, flows: FLOWS })

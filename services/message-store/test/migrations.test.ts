@@ -1,5 +1,5 @@
 import t from 'tap'
-import { migrate } from '../src/db/migrate.js'
+import { migrateMessageStore as migrate } from '../src/plugins/app/database.js'
 import { buildTestApp, storageKind, uniqueName } from './helpers/app.js'
 
 t.comment(`storage: ${storageKind}`)

@@ -9,12 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Database } from '@session-runtime/db'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
 import type { HistoryBackend } from '../src/cache/history-backend.js'
 import { loadConfig } from '../src/config.js'
-import type { Database } from '../src/db/database.js'
 import { HistoryService, historyKey } from '../src/domain/history-service.js'
 import {
   backends,

@@ -1,6 +1,6 @@
+import type { Database } from '@session-runtime/db'
 import type { HistoryQuery } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../cache/history-backend.js'
-import type { Database } from '../db/database.js'
 import {
   type HistoryEntry,
   readHistory,

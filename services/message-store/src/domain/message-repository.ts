@@ -1,5 +1,5 @@
+import { type Database, type Queryable, RETRYABLE_SQLSTATES } from '@session-runtime/db'
 import type { MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
-import { type Database, type Queryable, RETRYABLE_SQLSTATES } from '../db/database.js'
 import {
   decodeCursor,
   encodeCursor,

@@ -1,5 +1,5 @@
+import type { Database } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
-import type { Database } from '../db/database.js'
 import type { HistoryService } from './history-service.js'
 import { insertMessages, MessageIdConflictError, type StoredMessage, type WriteRequest } from './message-repository.js'
 

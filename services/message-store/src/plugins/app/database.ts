@@ -1,16 +1,25 @@
 import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createPgDatabase, createPgliteDatabase, type Database, migrate } from '@session-runtime/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
-import type { Database } from '../../db/database.js'
-import { migrate } from '../../db/migrate.js'
-import { createPgDatabase } from '../../db/pg-database.js'
-import { createPgliteDatabase } from '../../db/pglite-database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: Database
   }
+}
+
+const MIGRATIONS = fileURLToPath(new URL('../../../migrations/*.sql', import.meta.url))
+/** Any constant: the advisory lock that makes concurrent start-ups migrate one at a time. */
+const MIGRATION_LOCK = 7_862_001
+/** Prefix of the prepared statements' names. */
+export const STATEMENT_PREFIX = 'msgstore_'
+
+/** Brings the message-store's tables to the newest version (migrations/*.sql); returns the files applied. */
+export function migrateMessageStore(db: Database): Promise<string[]> {
+  return migrate(db, { migrations: MIGRATIONS, lockId: MIGRATION_LOCK, schemaTable: 'schemaversion' })
 }
 
 /** Postgres (DATABASE_URL) or embedded PGlite; migrated before the app is ready. */
@@ -22,12 +31,13 @@ async function database(app: FastifyInstance, { config }: { config: Config }) {
         max: config.DATABASE_POOL_MAX,
         statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
         connectTimeoutMs: 5000,
+        statementPrefix: STATEMENT_PREFIX,
       })
     : await createPgliteDatabase(
         config.DATA_DIR === 'memory://' ? undefined : join(resolve(config.DATA_DIR), 'message-store'),
       )
   app.addHook('onClose', () => db.close())
-  const applied = await migrate(db)
+  const applied = await migrateMessageStore(db)
   app.log.info({ database: db.kind, schema: db.schema, migrations: applied.length }, 'database ready')
   app.decorate('db', db)
 }

@@ -1,6 +1,6 @@
+import { isUnavailableError } from '@session-runtime/db'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isUnavailableError } from '../../db/database.js'
 import { InvalidCursorError } from '../../domain/cursor.js'
 import {
   MessageIdConflictError,

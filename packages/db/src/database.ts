@@ -1,5 +1,5 @@
 /**
- * The small SQL surface the message-store needs, implemented by a `pg` pool
+ * The small SQL surface the services need, implemented by a `pg` pool
  * (DATABASE_URL) and by embedded PGlite (no DATABASE_URL). Same SQL on both.
  */
 export interface Queryable {

@@ -8,6 +8,11 @@ export interface PgDatabaseOptions {
   max: number
   statementTimeoutMs: number
   connectTimeoutMs: number
+  /**
+   * Prefix of the names of prepared statements (e.g. `msgstore_`), so that the
+   * statements of two services are told apart in `pg_prepared_statements` and logs.
+   */
+  statementPrefix: string
 }
 
 /** A `pg` pool behind the Database interface. */
@@ -22,7 +27,7 @@ export async function createPgDatabase(opts: PgDatabaseOptions): Promise<Databas
   // An idle client that loses its connection emits 'error' on the pool; without a
   // listener that would crash the process. The next query reconnects.
   pool.on('error', () => {})
-  const statementName = statementNamer()
+  const statementName = statementNamer(opts.statementPrefix)
   return {
     kind: 'postgres',
     schema: opts.schema,
@@ -61,12 +66,12 @@ const MAX_NAMED_STATEMENTS = 1000
  * for the pool (`pg` requires a name to mean one text); bounded, since some SQL texts are built
  * from the query's filters.
  */
-function statementNamer() {
+function statementNamer(prefix: string) {
   const statementNames = new Map<string, string>()
   return (sql: string): string | undefined => {
     let name = statementNames.get(sql)
     if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
-      name = `msgstore_${statementNames.size}`
+      name = `${prefix}${statementNames.size}`
       statementNames.set(sql, name)
     }
     return name

@@ -1,0 +1,10 @@
+export {
+  type Database,
+  isUnavailableError,
+  type Queryable,
+  RETRYABLE_SQLSTATES,
+  type Transaction,
+} from './database.js'
+export { type MigrateOptions, migrate } from './migrate.js'
+export { createPgDatabase, type PgDatabaseOptions, quoteIdent } from './pg-database.js'
+export { createPgliteDatabase } from './pglite-database.js'

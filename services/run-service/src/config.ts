@@ -1,0 +1,32 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+/** Every setting of the run-service, from environment variables only (see .env.example). */
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1' }),
+  RUN_SERVICE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7861 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** Shared secret of the internal network; every /api request must carry it, and so do calls to the message-store. */
+  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
+  /** Postgres server; without it the flows live in embedded PGlite under DATA_DIR/run-service. */
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_SCHEMA: Type.String({ default: 'public', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
+  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  /** Where PGlite keeps its files; `memory://` keeps them in memory only. */
+  DATA_DIR: Type.String({ default: '.data' }),
+  /** Base URL of the message-store's internal API. */
+  MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
+  /** Body limit of the flows API (flow exports with their component code are large). */
+  FLOWS_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Reads and validates the environment once; throws a readable error naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+}

@@ -1,0 +1,38 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Errors } from '../../errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: the caller must be a service holding INTERNAL_TOKEN and name a tenant. */
+    requireInternalCaller: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** The tenant named by the trusted `x-tenant-id` header. */
+    tenant: string
+  }
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest()
+
+/**
+ * Only the gateway reaches this service. It proves it with the shared
+ * INTERNAL_TOKEN (compared in constant time) and names the caller's tenant in
+ * `x-tenant-id`, which it sets from the API key.
+ */
+async function internalAuth(app: FastifyInstance, { internalToken }: { internalToken: string }) {
+  const expected = digest(internalToken)
+  app.decorateRequest('tenant', '')
+  app.decorate('requireInternalCaller', async (request: FastifyRequest) => {
+    const token = request.headers[INTERNAL_TOKEN_HEADER]
+    if (typeof token !== 'string' || !timingSafeEqual(digest(token), expected)) throw new Errors.Unauthorized()
+    const tenant = request.headers[TENANT_HEADER]
+    if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 255 || tenant.includes('\0'))
+      throw new Errors.MissingTenant(TENANT_HEADER)
+    request.tenant = tenant
+  })
+}
+
+export default fp(internalAuth, { name: 'internal-auth' })

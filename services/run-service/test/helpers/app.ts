@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { buildApp as buildMessageStore } from '@session-runtime/message-store/app'
+import { loadConfig as loadMessageStoreConfig } from '@session-runtime/message-store/config'
+import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import pg from 'pg'
+import type { Test } from 'tap'
+import { buildApp } from '../../src/app.js'
+import { type Config, loadConfig } from '../../src/config.js'
+
+/** Real Postgres when the test command found it (scripts/test.mjs sets it), else embedded PGlite. */
+export const backends = { postgresUrl: process.env.TEST_DATABASE_URL || undefined }
+export const storageKind = backends.postgresUrl ? 'postgres' : 'pglite'
+
+export const INTERNAL_TOKEN = 'test-internal-token-0123456789'
+
+/** A name unique to this test file and app, for a Postgres schema. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+}
+
+export type MessageStore = Awaited<ReturnType<typeof buildMessageStore>> & { url: string }
+
+/**
+ * The real message-store, listening on 127.0.0.1 with a free port, on its own
+ * Postgres schema (or in-memory PGlite) and in-process cache; closed and dropped when the test ends.
+ */
+export async function startMessageStore(t: Test): Promise<MessageStore> {
+  const schema = uniqueName('ms')
+  const store = await buildMessageStore(
+    loadMessageStoreConfig({
+      LOG_LEVEL: 'silent',
+      INTERNAL_TOKEN,
+      DATA_DIR: 'memory://',
+      DATABASE_URL: backends.postgresUrl,
+      DATABASE_SCHEMA: schema,
+      DATABASE_POOL_MAX: '4',
+    } as NodeJS.ProcessEnv),
+  )
+  await store.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => {
+    await store.close()
+    await dropSchema(schema)
+  })
+  const { port } = store.server.address() as AddressInfo
+  return Object.assign(store, { url: `http://127.0.0.1:${port}` })
+}
+
+export interface TestAppOptions {
+  /** Environment overrides (strings, as in process.env). */
+  env?: Record<string, string | undefined>
+  /** The message-store to talk to; default: an unused address (routes that need it fail). */
+  messageStoreUrl?: string
+}
+
+export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string }
+
+/**
+ * Builds the real run-service on its own Postgres schema (or its own in-memory
+ * PGlite), so test files can run in parallel; the schema is dropped when the test ends.
+ */
+export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
+  const schema = uniqueName('rs')
+  const env: Record<string, string | undefined> = {
+    LOG_LEVEL: 'silent',
+    INTERNAL_TOKEN,
+    DATA_DIR: 'memory://',
+    DATABASE_URL: backends.postgresUrl,
+    DATABASE_SCHEMA: schema,
+    DATABASE_POOL_MAX: '4',
+    MESSAGE_STORE_URL: opts.messageStoreUrl ?? 'http://127.0.0.1:1',
+    ...opts.env,
+  }
+  const config: Config = loadConfig(env as NodeJS.ProcessEnv)
+  const app = await buildApp(config)
+  await app.ready()
+  t.teardown(async () => {
+    await app.close()
+    await dropSchema(schema)
+  })
+  return Object.assign(app, { schema })
+}
+
+export async function dropSchema(schema: string) {
+  if (!backends.postgresUrl) return
+  const client = new pg.Client({ connectionString: backends.postgresUrl })
+  await client.connect()
+  try {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Headers the gateway sends. */
+export function internalHeaders(tenant = 'tenant-a'): Record<string, string> {
+  return { [INTERNAL_TOKEN_HEADER]: INTERNAL_TOKEN, [TENANT_HEADER]: tenant }
+}
