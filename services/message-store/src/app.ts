@@ -1,11 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { errorEnvelope, frameworkErrors, internalAuth, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { Errors } from './errors.js'
 import database from './plugins/app/database.js'
-import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
+import { errorOptions } from './plugins/app/error-handler.js'
 import history from './plugins/app/history.js'
-import internalAuth from './plugins/app/internal-auth.js'
-import validation from './plugins/app/validation.js'
 import health from './routes/health/index.js'
 import internal from './routes/internal/index.js'
 import monitor from './routes/monitor/index.js'
@@ -22,7 +22,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     // than find-my-way's default of 100 (which answers 414).
     routerOptions: { maxParamLength: 65_536 },
     // Bad percent-encoding and over-long parameters: answered in the error envelope.
-    frameworkErrors,
+    frameworkErrors: frameworkErrors(Errors),
     requestIdHeader: 'x-request-id',
     // Start-up waits for the database and its migrations (PGlite boots in seconds on a busy machine).
     pluginTimeout: 60_000,
@@ -31,10 +31,10 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
 
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
-  await app.register(errorHandler, { bodyLimit: config.BODY_LIMIT_BYTES })
+  await app.register(errorEnvelope, errorOptions(config.BODY_LIMIT_BYTES))
   await app.register(database, { config })
   await app.register(history, { config })
-  await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN })
+  await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
 
   // routes, one folder per resource
   await app.register(health)

@@ -1,10 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { errorEnvelope, frameworkErrors, internalAuth, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { Errors } from './errors.js'
 import database from './plugins/app/database.js'
-import errorHandler, { frameworkErrors } from './plugins/app/error-handler.js'
-import internalAuth from './plugins/app/internal-auth.js'
-import validation from './plugins/app/validation.js'
+import { errorOptions } from './plugins/app/error-handler.js'
 import messageStore from './plugins/external/message-store.js'
 import flows from './routes/flows/index.js'
 import health from './routes/health/index.js'
@@ -20,7 +20,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     // Langflow's routes end in a slash (`/api/v1/flows/`); clients call them with and without.
     routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: true },
     // Bad percent-encoding and over-long parameters: answered in the error envelope.
-    frameworkErrors,
+    frameworkErrors: frameworkErrors(Errors),
     requestIdHeader: 'x-request-id',
     // Start-up waits for the database and its migrations (PGlite boots in seconds on a busy machine).
     pluginTimeout: 60_000,
@@ -29,10 +29,10 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
 
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
-  await app.register(errorHandler, { bodyLimit: config.FLOWS_BODY_LIMIT_BYTES })
+  await app.register(errorEnvelope, errorOptions(config.FLOWS_BODY_LIMIT_BYTES))
   await app.register(database, { config })
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
-  await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN })
+  await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
 
   // routes, one folder per resource
   await app.register(health)

@@ -1,6 +1,4 @@
-import { isUnavailableError } from '@session-runtime/db'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import fp from 'fastify-plugin'
+import type { ErrorEnvelopeOptions } from '@session-runtime/service-kit'
 import { InvalidCursorError } from '../../domain/cursor.js'
 import {
   MessageIdConflictError,
@@ -10,63 +8,19 @@ import {
 } from '../../domain/message-repository.js'
 import { Errors } from '../../errors.js'
 
-/** Maps every error to the one envelope `{ detail, code }`; 5xx details are logged, not shown. */
-function toHttpError(err: FastifyError, bodyLimit: number): FastifyError {
-  if (err.validation) return new Errors.Validation(err.message)
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new Errors.PayloadTooLarge(bodyLimit)
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new Errors.BadRequest('Malformed JSON in request body')
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new Errors.BadRequest('Request body is empty but Content-Type is application/json')
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new Errors.UnsupportedMediaType()
+/** How the message-store's domain errors appear in the error envelope. */
+export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
+  return {
+    prefix: 'MSGSTORE',
+    errors: Errors,
+    bodyLimit,
+    mapError(err) {
+      if (err instanceof InvalidCursorError) return new Errors.InvalidCursor(err.message)
+      if (err instanceof MessageNotFoundError) return new Errors.MessageNotFound()
+      if (err instanceof SessionNotFoundError) return new Errors.SessionNotFound(err.message)
+      if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
+      if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
+      return undefined
+    },
   }
-  if (err instanceof InvalidCursorError) return new Errors.InvalidCursor(err.message)
-  if (err instanceof MessageNotFoundError) return new Errors.MessageNotFound()
-  if (err instanceof SessionNotFoundError) return new Errors.SessionNotFound(err.message)
-  if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
-  if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
-  if (isUnavailableError(err)) return new Errors.Unavailable('try again shortly')
-  // Postgres cannot store NUL in text or JSON: the caller's data, not our failure.
-  if (err.code === '22P05' || err.code === '22021') {
-    return new Errors.Validation('body contains a character that cannot be stored (NUL, \\u0000)')
-  }
-  return err
 }
-
-/**
- * The router's own errors (a malformed percent-encoding, a path parameter over
- * maxParamLength) never reach the error handler; Fastify calls this instead.
- * Both are the caller's mistake, answered in the envelope: an over-long
- * parameter can't be a valid session ID or UUID, so it is a 422 like any other.
- */
-export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
-  const err =
-    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-      ? new Errors.Validation('A path parameter is longer than any valid value')
-      : new Errors.BadRequest('Malformed URL: invalid percent-encoding')
-  return reply.code(err.statusCode ?? 400).send({ detail: err.message, code: err.code })
-}
-
-async function errorHandler(app: FastifyInstance, opts: { bodyLimit: number }) {
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const err = toHttpError(error, request.routeOptions.bodyLimit ?? opts.bodyLimit)
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
-    if (status >= 500) {
-      request.log.error({ err: error }, 'request failed')
-      const shown = status === 503 ? err : new Errors.Internal()
-      return reply.code(status).send({ detail: shown.message, code: shown.code })
-    }
-    // Any other framework error keeps its status but answers with a code of this service.
-    const code = err.code?.startsWith('MSGSTORE_') ? err.code : 'MSGSTORE_BAD_REQUEST'
-    return reply.code(status).send({ detail: err.message, code })
-  })
-  app.setNotFoundHandler((request, reply) => {
-    const err = new Errors.NotFound(request.method, request.url.split('?')[0])
-    reply.code(404).send({ detail: err.message, code: err.code })
-  })
-}
-
-export default fp(errorHandler, { name: 'error-handler' })

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Errors } from '../../errors.js'
+import type { CommonErrors } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,12 +17,17 @@ declare module 'fastify' {
 
 const digest = (value: string) => createHash('sha256').update(value).digest()
 
+export interface InternalAuthOptions {
+  internalToken: string
+  errors: Pick<CommonErrors, 'Unauthorized' | 'MissingTenant'>
+}
+
 /**
- * Only the gateway and the run-service reach this service. They prove it with
- * the shared INTERNAL_TOKEN (compared in constant time) and name the caller's
- * tenant in `x-tenant-id`, which the gateway sets from the API key.
+ * Only the other services reach a service. They prove it with the shared
+ * INTERNAL_TOKEN (compared in constant time) and name the caller's tenant in
+ * `x-tenant-id`, which the gateway sets from the API key.
  */
-async function internalAuth(app: FastifyInstance, { internalToken }: { internalToken: string }) {
+async function internalAuth(app: FastifyInstance, { internalToken, errors: Errors }: InternalAuthOptions) {
   const expected = digest(internalToken)
   app.decorateRequest('tenant', '')
   app.decorate('requireInternalCaller', async (request: FastifyRequest) => {

@@ -1,0 +1,4 @@
+export { default as errorEnvelope, type ErrorEnvelopeOptions, frameworkErrors } from './error-envelope.js'
+export { type CommonErrors, commonErrors } from './errors.js'
+export { default as internalAuth, type InternalAuthOptions } from './internal-auth.js'
+export { default as validation } from './validation.js'
