@@ -6,8 +6,10 @@ import { Errors } from './errors.js'
 import database from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import messageStore from './plugins/external/message-store.js'
+import { createOpenAIModelPort } from './ports/openai-model.js'
 import flows from './routes/flows/index.js'
 import health from './routes/health/index.js'
+import run from './routes/run/index.js'
 
 /**
  * Builds the run-service from a validated config. Never listens: server.ts
@@ -37,6 +39,18 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   // routes, one folder per resource
   await app.register(health)
   await app.register(flows, { bodyLimit: config.FLOWS_BODY_LIMIT_BYTES })
+  const model = createOpenAIModelPort({ timeoutMs: config.OPENAI_TIMEOUT_MS })
+  app.addHook('onClose', async () => model.close())
+  await app.register(run, {
+    bodyLimit: config.RUN_BODY_LIMIT_BYTES,
+    inputMaxChars: config.RUN_INPUT_MAX_CHARS,
+    model,
+    modelDefaults: {
+      baseUrl: config.OPENAI_BASE_URL,
+      apiKey: config.OPENAI_API_KEY || undefined,
+      defaultModel: config.OPENAI_DEFAULT_MODEL || undefined,
+    },
+  })
 
   return app
 }

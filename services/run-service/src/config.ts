@@ -22,6 +22,18 @@ export const ConfigSchema = Type.Object({
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
   /** Body limit of the flows API (flow exports with their component code are large). */
   FLOWS_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  /** Body limit of the run API (413 above it). */
+  RUN_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  /** Longest `input_value` of a run, in characters (413 above it). */
+  RUN_INPUT_MAX_CHARS: Type.Integer({ minimum: 1, default: 100_000 }),
+  /** OpenAI-compatible API for model nodes that set no base URL of their own. */
+  OPENAI_BASE_URL: Type.String({ minLength: 1, default: 'https://api.openai.com/v1' }),
+  /** API key for model nodes that set none. */
+  OPENAI_API_KEY: Type.Optional(Type.String()),
+  /** Model for model nodes that name none (the fixtures' Language Model nodes). */
+  OPENAI_DEFAULT_MODEL: Type.Optional(Type.String()),
+  /** A whole model call (streaming included) slower than this fails the run with a 502. */
+  OPENAI_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000 }),
 })
 
 export type Config = Static<typeof ConfigSchema>

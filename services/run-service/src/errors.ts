@@ -8,5 +8,11 @@ export const Errors = {
   FlowInvalid: createError('RUNSVC_FLOW_INVALID', '%s', 422),
   EndpointNameConflict: createError('RUNSVC_ENDPOINT_NAME_CONFLICT', '%s', 409),
   MessageStoreUnavailable: createError('RUNSVC_MESSAGE_STORE_UNAVAILABLE', '%s', 503),
+  TweakConflict: createError('RUNSVC_TWEAK_CONFLICT', '%s', 400),
+  UnknownOutputComponent: createError('RUNSVC_UNKNOWN_OUTPUT_COMPONENT', '%s', 400),
+  InputTooLarge: createError('RUNSVC_INPUT_TOO_LARGE', 'input_value is longer than the limit of %d characters', 413),
+  ComponentFailed: createError('RUNSVC_COMPONENT_FAILED', '%s', 500),
+  ModelProviderFailed: createError('RUNSVC_MODEL_PROVIDER_FAILED', '%s', 502),
+  RunCancelled: createError('RUNSVC_RUN_CANCELLED', 'The run was cancelled', 499),
   MessageStoreFailed: createError('RUNSVC_MESSAGE_STORE_FAILED', 'The message-store refused the request: %s', 502),
 }

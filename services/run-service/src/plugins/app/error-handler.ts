@@ -1,7 +1,13 @@
 import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
 import type { ErrorEnvelopeOptions } from '@session-runtime/service-kit'
 import { EndpointNameConflictError, FlowNotFoundError } from '../../domain/flow-repository.js'
-import { FlowInvalidError, type GraphProblem } from '../../engine/index.js'
+import {
+  FlowInvalidError,
+  type GraphProblem,
+  InvalidTweakError,
+  TweakConflictError,
+  UnknownOutputComponentError,
+} from '../../engine/index.js'
 import { Errors } from '../../errors.js'
 import type { FlowProblem } from '../../schemas/flows.js'
 
@@ -15,6 +21,9 @@ export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
     shown5xx: [502, 503],
     mapError(err) {
       if (err instanceof FlowInvalidError) return new Errors.FlowInvalid(err.message)
+      if (err instanceof TweakConflictError) return new Errors.TweakConflict(err.message)
+      if (err instanceof InvalidTweakError) return new Errors.Validation(err.message)
+      if (err instanceof UnknownOutputComponentError) return new Errors.UnknownOutputComponent(err.message)
       if (err instanceof FlowNotFoundError) return new Errors.FlowNotFound(err.identifier)
       if (err instanceof EndpointNameConflictError) return new Errors.EndpointNameConflict(err.message)
       if (err instanceof MessageStoreUnavailableError) return new Errors.MessageStoreUnavailable(err.message)
