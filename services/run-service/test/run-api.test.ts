@@ -412,5 +412,8 @@ t.test('errors before the flow starts are ordinary JSON errors', async (t) => {
     payload: '{"input_value":',
   })
   t.equal(malformed.statusCode, 400)
+  const overLimit = await runFlow(app, id, { input_value: 'x', tweaks: { pad: 'y'.repeat(1024 * 1024 + 1) } })
+  t.equal(overLimit.statusCode, 413, 'a body over the 1 MiB limit')
+  t.equal((overLimit.json() as { code: string }).code, 'RUNSVC_PAYLOAD_TOO_LARGE')
   t.equal((await storedMessages(id)).length, 0, 'nothing ran')
 })
