@@ -24,10 +24,12 @@ const host = process.env.HOST ?? '127.0.0.1'
 const services = [
   { name: 'message-store', portVar: 'MESSAGE_STORE_PORT', port: 7862 },
   { name: 'run-service', portVar: 'RUN_SERVICE_PORT', port: 7861 },
+  { name: 'gateway', portVar: 'GATEWAY_PORT', port: 7860 },
 ]
-// The run-service reaches the message-store's internal API here.
+// The run-service reaches the message-store's internal API here; the gateway forwards to both.
 const messageStorePort = process.env.MESSAGE_STORE_PORT ?? '7862'
 const messageStoreUrl = process.env.MESSAGE_STORE_URL ?? `http://${host}:${messageStorePort}`
+const runServiceUrl = process.env.RUN_SERVICE_URL ?? `http://${host}:${process.env.RUN_SERVICE_PORT ?? '7861'}`
 
 const children = services.map((service) => {
   const port = process.env[service.portVar] ?? String(service.port)
@@ -40,6 +42,7 @@ const children = services.map((service) => {
       DATA_DIR: dataDir,
       INTERNAL_TOKEN: internalToken,
       MESSAGE_STORE_URL: messageStoreUrl,
+      RUN_SERVICE_URL: runServiceUrl,
     },
     stdio: 'inherit',
   })
@@ -51,6 +54,15 @@ const children = services.map((service) => {
   return child
 })
 
+const gatewayUrl = `http://${host}:${process.env.GATEWAY_PORT ?? '7860'}`
+console.log(`\nclients: ${gatewayUrl} (header or query x-api-key)`)
+if (!process.env.API_KEYS) {
+  console.log(
+    existsSync(join(dataDir, 'gateway-keys.json'))
+      ? `API key: the one printed when ${join(dataDir, 'gateway-keys.json')} was created (only its hash is kept)`
+      : 'API key: the gateway creates one for tenant "default" now and prints it below, once',
+  )
+}
 console.log(
   `storage: ${process.env.DATABASE_URL ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${dataDir}`}; ` +
     `cache: ${process.env.REDIS_URL ? 'Redis (REDIS_URL)' : 'in-process'}`,

@@ -1,0 +1,31 @@
+import { type Static, Type } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+/** Every setting of the gateway, from environment variables only (see .env.example). */
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1' }),
+  GATEWAY_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7860 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** Shared secret of the internal network; the gateway adds it to every forwarded request. */
+  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
+  /** `tenant=key,tenant2=key2`. Empty: a `default` tenant with a random key, created once (hash in DATA_DIR). */
+  API_KEYS: Type.String({ default: '' }),
+  /** Where the created key's hash is kept (gateway-keys.json); `memory://` keeps it in memory only. */
+  DATA_DIR: Type.String({ default: '.data' }),
+  RUN_SERVICE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7861' }),
+  MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
+  /** Largest request body forwarded (by Content-Length; 413 above it). Flow exports are large. */
+  GATEWAY_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  /** How long /ready waits for each downstream's /ready. */
+  READY_TIMEOUT_MS: Type.Integer({ minimum: 50, default: 2000 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+/** Reads and validates the environment once; throws a readable error naming the bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+}

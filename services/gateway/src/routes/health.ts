@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { Upstream } from './proxy.js'
+
+const Downstream = Type.Object({
+  status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
+  url: Type.String(),
+  /** The downstream's own /ready body, when it answered with JSON. */
+  ready: Type.Optional(Type.Unknown()),
+})
+
+const Ready = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  services: Type.Record(Type.String(), Downstream),
+})
+
+export interface HealthOptions {
+  services: Pick<Upstream, 'name' | 'url'>[]
+  timeoutMs: number
+}
+
+/** Liveness, and readiness = every downstream's /ready answers 200. No API key needed. */
+const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { services, timeoutMs }) => {
+  app.get('/health', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+    status: 'ok' as const,
+  }))
+
+  app.get('/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
+    const checks = await Promise.all(
+      services.map(async ({ name, url }) => {
+        try {
+          const res = await fetch(new URL('/ready', url), { signal: AbortSignal.timeout(timeoutMs) })
+          const ready: unknown = await res.json().catch(() => undefined)
+          return [name, { status: res.ok ? ('up' as const) : ('down' as const), url, ready }] as const
+        } catch {
+          return [name, { status: 'down' as const, url }] as const
+        }
+      }),
+    )
+    const ok = checks.every(([, check]) => check.status === 'up')
+    return reply
+      .code(ok ? 200 : 503)
+      .send({ status: ok ? ('ok' as const) : ('unavailable' as const), services: Object.fromEntries(checks) })
+  })
+}
+
+export default health
