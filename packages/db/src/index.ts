@@ -6,5 +6,6 @@ export {
   type Transaction,
 } from './database.js'
 export { type MigrateOptions, migrate } from './migrate.js'
+export { type DatabaseSettings, openDatabase } from './open-database.js'
 export { createPgDatabase, type PgDatabaseOptions, quoteIdent } from './pg-database.js'
 export { createPgliteDatabase } from './pglite-database.js'

@@ -1,6 +1,5 @@
-import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createPgDatabase, createPgliteDatabase, type Database, migrate } from '@session-runtime/db'
+import { type Database, migrate, openDatabase } from '@session-runtime/db'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../../config.js'
@@ -29,18 +28,7 @@ export function migrateRunService(db: Database): Promise<string[]> {
 
 /** Postgres (DATABASE_URL) or embedded PGlite; migrated before the app is ready. */
 async function database(app: FastifyInstance, { config }: { config: Config }) {
-  const db = config.DATABASE_URL
-    ? await createPgDatabase({
-        connectionString: config.DATABASE_URL,
-        schema: config.DATABASE_SCHEMA,
-        max: config.DATABASE_POOL_MAX,
-        statementTimeoutMs: config.DATABASE_STATEMENT_TIMEOUT_MS,
-        connectTimeoutMs: 5000,
-        statementPrefix: STATEMENT_PREFIX,
-      })
-    : await createPgliteDatabase(
-        config.DATA_DIR === 'memory://' ? undefined : join(resolve(config.DATA_DIR), 'run-service'),
-      )
+  const db = await openDatabase(config, { name: 'run-service', statementPrefix: STATEMENT_PREFIX })
   app.addHook('onClose', () => db.close())
   const applied = await migrateRunService(db)
   app.log.info({ database: db.kind, schema: db.schema, migrations: applied.length }, 'database ready')
