@@ -78,3 +78,18 @@ async function errorEnvelope(app: FastifyInstance, opts: ErrorEnvelopeOptions) {
 }
 
 export default fp(errorEnvelope, { name: 'error-envelope' })
+
+/**
+ * The server options every internal service shares: IDs from the edge's `x-request-id`,
+ * router errors in the envelope, path parameters long enough for percent-encoded
+ * session IDs (find-my-way's default of 100 answers 414), and a start-up that may wait
+ * for the database and its migrations (PGlite boots in seconds on a busy machine).
+ */
+export function serviceServerOptions(Errors: CommonErrors) {
+  return {
+    requestIdHeader: 'x-request-id',
+    frameworkErrors: frameworkErrors(Errors),
+    pluginTimeout: 60_000,
+    routerOptions: { maxParamLength: 65_536 },
+  }
+}

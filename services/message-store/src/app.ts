@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorEnvelope, frameworkErrors, internalAuth, validation } from '@session-runtime/service-kit'
+import { errorEnvelope, internalAuth, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
@@ -18,14 +18,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
     bodyLimit: config.BODY_LIMIT_BYTES,
-    // Session IDs travel in paths: 255 code points, percent-encoded, are far longer
-    // than find-my-way's default of 100 (which answers 414).
-    routerOptions: { maxParamLength: 65_536 },
-    // Bad percent-encoding and over-long parameters: answered in the error envelope.
-    frameworkErrors: frameworkErrors(Errors),
-    requestIdHeader: 'x-request-id',
-    // Start-up waits for the database and its migrations (PGlite boots in seconds on a busy machine).
-    pluginTimeout: 60_000,
+    ...serviceServerOptions(Errors),
     ...options,
   }).withTypeProvider<TypeBoxTypeProvider>()
 

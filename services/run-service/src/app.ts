@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorEnvelope, frameworkErrors, internalAuth, validation } from '@session-runtime/service-kit'
+import { errorEnvelope, internalAuth, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
@@ -16,16 +16,13 @@ import run from './routes/run/index.js'
  * does, and tests use `inject()` on the same app.
  */
 export async function buildApp(config: Config, options: FastifyServerOptions = {}) {
+  const shared = serviceServerOptions(Errors)
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
     bodyLimit: config.FLOWS_BODY_LIMIT_BYTES,
+    ...shared,
     // Langflow's routes end in a slash (`/api/v1/flows/`); clients call them with and without.
-    routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: true },
-    // Bad percent-encoding and over-long parameters: answered in the error envelope.
-    frameworkErrors: frameworkErrors(Errors),
-    requestIdHeader: 'x-request-id',
-    // Start-up waits for the database and its migrations (PGlite boots in seconds on a busy machine).
-    pluginTimeout: 60_000,
+    routerOptions: { ...shared.routerOptions, ignoreTrailingSlash: true },
     ...options,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
