@@ -63,7 +63,9 @@ async function errorEnvelope(app: FastifyInstance, opts: ErrorEnvelopeOptions) {
     const err = toHttpError(error, request.routeOptions.bodyLimit ?? opts.bodyLimit, opts)
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
     if (status >= 500) {
-      request.log.error({ err: error }, 'request failed')
+      // A caller that went away (e.g. a proxied request cut off) is not this service's failure.
+      if (reply.raw.destroyed) request.log.info({ err: error }, 'request ended: the client closed the connection')
+      else request.log.error({ err: error }, 'request failed')
       const shown = shown5xx.has(status) ? err : new Errors.Internal()
       return reply.code(status).send({ detail: shown.message, code: shown.code })
     }

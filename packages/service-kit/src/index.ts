@@ -6,4 +6,13 @@ export {
 } from './error-envelope.js'
 export { type CommonErrors, commonErrors } from './errors.js'
 export { default as internalAuth, type InternalAuthOptions } from './internal-auth.js'
+export {
+  Counter,
+  DEFAULT_LATENCY_BUCKETS,
+  default as metrics,
+  Gauge,
+  Histogram,
+  type MetricsOptions,
+} from './metrics.js'
+export { default as openapi, type OpenApiOptions } from './openapi.js'
 export { default as validation } from './validation.js'

@@ -8,6 +8,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: the caller must be a service holding INTERNAL_TOKEN and name a tenant. */
     requireInternalCaller: (request: FastifyRequest) => Promise<void>
+    /** onRequest hook: the caller must be a service holding INTERNAL_TOKEN (no tenant: e.g. the OpenAPI document). */
+    requireInternalToken: (request: FastifyRequest) => Promise<void>
   }
   interface FastifyRequest {
     /** The tenant named by the trusted `x-tenant-id` header. */
@@ -30,9 +32,13 @@ export interface InternalAuthOptions {
 async function internalAuth(app: FastifyInstance, { internalToken, errors: Errors }: InternalAuthOptions) {
   const expected = digest(internalToken)
   app.decorateRequest('tenant', '')
-  app.decorate('requireInternalCaller', async (request: FastifyRequest) => {
+  const requireInternalToken = async (request: FastifyRequest) => {
     const token = request.headers[INTERNAL_TOKEN_HEADER]
     if (typeof token !== 'string' || !timingSafeEqual(digest(token), expected)) throw new Errors.Unauthorized()
+  }
+  app.decorate('requireInternalToken', requireInternalToken)
+  app.decorate('requireInternalCaller', async (request: FastifyRequest) => {
+    await requireInternalToken(request)
     const tenant = request.headers[TENANT_HEADER]
     if (typeof tenant !== 'string' || tenant.length === 0 || tenant.length > 255 || tenant.includes('\0'))
       throw new Errors.MissingTenant(TENANT_HEADER)

@@ -30,15 +30,22 @@ export function parseApiKeys(value: string): ApiKeyEntry[] {
   return entries
 }
 
-/** The tenant of a presented key, or undefined. Compares every stored hash in constant time. */
-export function tenantOf(keys: readonly ApiKeyEntry[], presented: string): string | undefined {
+/** The entry of a presented key, or undefined. Compares every stored hash in constant time. */
+export function entryOf(keys: readonly ApiKeyEntry[], presented: string): ApiKeyEntry | undefined {
   const digest = sha256(presented)
-  let found: string | undefined
+  let found: ApiKeyEntry | undefined
   for (const entry of keys) {
-    if (timingSafeEqual(digest, entry.sha256) && found === undefined) found = entry.tenant
+    if (timingSafeEqual(digest, entry.sha256) && found === undefined) found = entry
   }
   return found
 }
+
+/** The tenant of a presented key, or undefined. */
+export const tenantOf = (keys: readonly ApiKeyEntry[], presented: string): string | undefined =>
+  entryOf(keys, presented)?.tenant
+
+/** A name for a key that is safe to log and to count by: the first 8 bytes of its SHA-256, in hex. */
+export const keyIdOf = (entry: ApiKeyEntry): string => entry.sha256.toString('hex', 0, 8)
 
 export interface LoadedKeys {
   keys: ApiKeyEntry[]

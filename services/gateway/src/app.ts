@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto'
+import cors from '@fastify/cors'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { REQUEST_ID_HEADER } from '@session-runtime/schemas'
+import { NEXT_CURSOR_HEADER, REQUEST_ID_HEADER } from '@session-runtime/schemas'
 import { errorEnvelope, frameworkErrors, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyRequest } from 'fastify'
 import { type ApiKeyEntry, loadApiKeys, withoutApiKeyParam } from './api-keys.js'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
 import auth from './plugins/auth.js'
+import metrics from './plugins/metrics.js'
+import docs from './routes/docs.js'
 import health from './routes/health.js'
 import proxyRoutes, { type Upstream } from './routes/proxy.js'
 
@@ -73,6 +76,24 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     reply.header(REQUEST_ID_HEADER, request.id)
   })
 
+  // external plugins first: CORS answers browsers' preflight requests before any key is asked for
+  const origins = config.CORS_ORIGINS.split(',')
+    .map((o) => o.trim())
+    .filter(Boolean)
+  if (origins.length > 0) {
+    await app.register(cors, {
+      origin: origins.includes('*') ? '*' : origins,
+      exposedHeaders: [
+        REQUEST_ID_HEADER,
+        NEXT_CURSOR_HEADER,
+        'retry-after',
+        'x-ratelimit-limit',
+        'x-ratelimit-remaining',
+      ],
+      maxAge: 600,
+    })
+  }
+
   await app.register(validation)
   await app.register(errorEnvelope, {
     prefix: 'GATEWAY',
@@ -81,6 +102,7 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     // A downstream's state is named: 502 failed, 503 unavailable, 504 timed out.
     shown5xx: [502, 503, 504],
   })
+  await app.register(metrics)
   await app.register(auth, { keys })
 
   const runService = { name: 'run-service', url: config.RUN_SERVICE_URL }
@@ -90,12 +112,15 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     { ...runService, prefix: '/api/v1/flows' },
     { ...messageStore, prefix: '/api/v1/monitor' },
   ]
+  // /docs (no API key): before the routes, whose schemas it documents
+  await app.register(docs, { upstreams, internalToken: config.INTERNAL_TOKEN, timeoutMs: config.READY_TIMEOUT_MS })
   await app.register(health, { services: [runService, messageStore], timeoutMs: config.READY_TIMEOUT_MS })
   // `/internal/*` is deliberately not routed: it is the services' own API.
   await app.register(proxyRoutes, {
     upstreams,
     internalToken: config.INTERNAL_TOKEN,
     bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
+    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
   })
 
   return app

@@ -19,6 +19,11 @@ export const ConfigSchema = Type.Object({
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
   /** Largest request body forwarded (by Content-Length; 413 above it). Flow exports are large. */
   GATEWAY_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  /** Requests allowed per API key in each RATE_LIMIT_WINDOW_MS; 0 turns the limit off (the default). */
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 0 }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  /** Origins allowed to call the API from a browser: `*`, or a comma-separated list; empty: no CORS headers. */
+  CORS_ORIGINS: Type.String({ default: '' }),
   /** How long /ready waits for each downstream's /ready. */
   READY_TIMEOUT_MS: Type.Integer({ minimum: 50, default: 2000 }),
 })

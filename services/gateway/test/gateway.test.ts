@@ -92,7 +92,12 @@ t.test('tenants are isolated', async (t) => {
   t.equal(run.statusCode, 404)
   t.equal((run.json() as { detail: string }).detail, `Flow identifier ${simpleId} not found`)
   const list = await asB({ url: '/api/v1/flows/' })
-  t.same(list.json(), [])
+  t.equal(list.statusCode, 200)
+  // B's list holds B's own copy of the built-in example flows, never A's flows.
+  t.notOk(
+    (list.json() as { id: string }[]).some((f) => f.id === simpleId),
+    "A's flow is not in B's list",
+  )
   const messages = await asB({ url: '/api/v1/monitor/messages' })
   t.equal(messages.statusCode, 200)
   t.same(messages.json(), [], "none of A's messages")

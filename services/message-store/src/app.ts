@@ -1,11 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorEnvelope, internalAuth, serviceServerOptions, validation } from '@session-runtime/service-kit'
+import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
 import database from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import history from './plugins/app/history.js'
+import metrics from './plugins/app/metrics.js'
 import health from './routes/health/index.js'
 import internal from './routes/internal/index.js'
 import monitor from './routes/monitor/index.js'
@@ -25,9 +26,22 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
   await app.register(errorEnvelope, errorOptions(config.BODY_LIMIT_BYTES))
+  await app.register(metrics)
   await app.register(database, { config })
   await app.register(history, { config })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
+  // before the routes: the OpenAPI document is generated from the routes registered after it
+  await app.register(openapi, {
+    title: 'message-store',
+    description: 'The monitor API (spec §5).',
+    tags: [
+      {
+        prefix: '/api/v1/monitor/',
+        name: 'Monitor',
+        description: 'Messages and sessions (Langflow-compatible monitor API)',
+      },
+    ],
+  })
 
   // routes, one folder per resource
   await app.register(health)

@@ -1,10 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorEnvelope, internalAuth, serviceServerOptions, validation } from '@session-runtime/service-kit'
+import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
 import database from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
+import exampleFlows from './plugins/app/example-flows.js'
+import metrics from './plugins/app/metrics.js'
 import messageStore from './plugins/external/message-store.js'
 import { createOpenAIModelPort } from './ports/openai-model.js'
 import flows from './routes/flows/index.js'
@@ -29,9 +31,20 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
   await app.register(errorEnvelope, errorOptions(config.FLOWS_BODY_LIMIT_BYTES))
+  await app.register(metrics)
   await app.register(database, { config })
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
+  await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS })
+  // before the routes: the OpenAPI document is generated from the routes registered after it
+  await app.register(openapi, {
+    title: 'run-service',
+    description: 'Flows and runs (spec §3, §6).',
+    tags: [
+      { prefix: '/api/v1/run/', name: 'Run', description: 'Run a flow (Langflow-compatible)' },
+      { prefix: '/api/v1/flows/', name: 'Flows', description: 'Import and manage Langflow flows' },
+    ],
+  })
 
   // routes, one folder per resource
   await app.register(health)

@@ -34,6 +34,8 @@ export const ConfigSchema = Type.Object({
   OPENAI_DEFAULT_MODEL: Type.Optional(Type.String()),
   /** A whole model call (streaming included) slower than this fails the run with a 502. */
   OPENAI_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000 }),
+  /** Store the built-in example flows (examples/*.json) for each tenant on its first request, once. */
+  EXAMPLE_FLOWS: Type.Boolean({ default: true }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
+import { exampleFlowId, loadExampleFlows } from '../src/domain/example-flows.js'
 import { buildTestApp, internalHeaders, startMessageStore, storageKind } from './helpers/app.js'
 import { FIXTURES, type FlowJson, fixture } from './helpers/flows.js'
 
@@ -17,6 +18,12 @@ interface StoredFlow {
   created_at: string
   updated_at: string
   original_id?: string
+}
+
+/** A list of the tenant's flows without its copies of the built-in examples (see example-flows.test.ts). */
+function withoutExamples(flows: StoredFlow[], tenant = 'tenant-a'): StoredFlow[] {
+  const examples = new Set(loadExampleFlows().map((example) => exampleFlowId(example.id, tenant)))
+  return flows.filter((flow) => !examples.has(flow.id))
 }
 
 /** A minimal valid flow: ChatInput → ChatOutput. */
@@ -55,7 +62,12 @@ t.test('the three Langflow fixtures import unchanged and keep their ids', async 
   }
   const list = await app.inject({ method: 'GET', url: '/api/v1/flows/', headers: internalHeaders() })
   t.equal(list.statusCode, 200)
-  t.same((list.json() as StoredFlow[]).map((f) => f.id).sort(), names.map((n) => fixture(n).id).sort())
+  t.same(
+    withoutExamples(list.json())
+      .map((f) => f.id)
+      .sort(),
+    names.map((n) => fixture(n).id).sort(),
+  )
   const one = await app.inject({
     method: 'GET',
     url: `/api/v1/flows/${fixture('memory').id}`,
@@ -155,7 +167,7 @@ t.test('an invalid flow is a 422 listing every problem by node id', async (t) =>
   ])
 
   const list = await app.inject({ method: 'GET', url: '/api/v1/flows/', headers: internalHeaders() })
-  t.same(list.json(), [], 'nothing stored')
+  t.same(withoutExamples(list.json()), [], 'nothing stored')
 })
 
 t.test('a duplicate endpoint_name within a tenant is a 409; other tenants may use it', async (t) => {
@@ -252,7 +264,7 @@ t.test('tenant isolation: every flows route answers 404 for a foreign flow, like
     }
   }
   const list = await app.inject({ method: 'GET', url: '/api/v1/flows/', headers: internalHeaders('tenant-b') })
-  t.same(list.json(), [], "tenant-b's list is empty")
+  t.same(withoutExamples(list.json(), 'tenant-b'), [], "tenant-b's list is empty")
   const still = await app.inject({ method: 'GET', url: `/api/v1/flows/${created.id}`, headers: internalHeaders() })
   t.equal(still.statusCode, 200)
   t.equal(still.json().name, 'tiny', 'untouched by tenant-b')

@@ -1,12 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { API_KEY_HEADER, type ApiKeyEntry, tenantOf } from '../api-keys.js'
+import { API_KEY_HEADER, type ApiKeyEntry, entryOf, keyIdOf } from '../api-keys.js'
 import { Errors } from '../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: the caller must present a known API key (header or query); sets `request.tenant`. */
     requireApiKey: (request: FastifyRequest) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** The presented key's id (keyIdOf): safe to log, used by the rate limit. Empty before auth. */
+    apiKeyId: string
   }
 }
 
@@ -26,12 +30,14 @@ function presentedKey(request: FastifyRequest): string | undefined {
 /** API keys → tenant, Langflow-like: no key is a 401, an unknown key a 403. */
 async function auth(app: FastifyInstance, { keys }: AuthOptions) {
   if (!app.hasRequestDecorator('tenant')) app.decorateRequest('tenant', '')
+  app.decorateRequest('apiKeyId', '')
   app.decorate('requireApiKey', async (request: FastifyRequest) => {
     const key = presentedKey(request)
     if (key === undefined) throw new Errors.MissingApiKey()
-    const tenant = tenantOf(keys, key)
-    if (tenant === undefined) throw new Errors.InvalidApiKey()
-    request.tenant = tenant
+    const entry = entryOf(keys, key)
+    if (entry === undefined) throw new Errors.InvalidApiKey()
+    request.tenant = entry.tenant
+    request.apiKeyId = keyIdOf(entry)
   })
 }
 

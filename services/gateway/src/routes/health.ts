@@ -14,6 +14,12 @@ const Ready = Type.Object({
   services: Type.Record(Type.String(), Downstream),
 })
 
+const LiveSchema = { summary: 'Liveness', response: { 200: Type.Object({ status: Type.Literal('ok') }) } }
+const ReadySchema = {
+  summary: "Readiness: every downstream's /ready answers 200",
+  response: { 200: Ready, 503: Ready },
+}
+
 export interface HealthOptions {
   services: Pick<Upstream, 'name' | 'url'>[]
   timeoutMs: number
@@ -21,11 +27,11 @@ export interface HealthOptions {
 
 /** Liveness, and readiness = every downstream's /ready answers 200. No API key needed. */
 const health: FastifyPluginAsyncTypebox<HealthOptions> = async (app, { services, timeoutMs }) => {
-  app.get('/health', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok') }) } } }, async () => ({
+  app.get('/health', { schema: LiveSchema }, async () => ({
     status: 'ok' as const,
   }))
 
-  app.get('/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
+  app.get('/ready', { schema: ReadySchema }, async (_request, reply) => {
     const checks = await Promise.all(
       services.map(async ({ name, url }) => {
         try {

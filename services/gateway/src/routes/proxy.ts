@@ -1,6 +1,8 @@
 import proxy from '@fastify/http-proxy'
+import rateLimit from '@fastify/rate-limit'
 import { INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import { Agent, type Dispatcher } from 'undici'
 import { API_KEY_HEADER, withoutApiKeyParam } from '../api-keys.js'
 import { Errors } from '../errors.js'
 
@@ -15,6 +17,8 @@ export interface ProxyOptions {
   upstreams: Upstream[]
   internalToken: string
   bodyLimit: number
+  /** Requests per API key per window; 0: no limit. */
+  rateLimit: { max: number; windowMs: number }
 }
 
 /** Connection failures: the downstream is not there (or went away), so retrying later may help. */
@@ -41,6 +45,39 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
     if (length > opts.bodyLimit) throw new Errors.PayloadTooLarge(opts.bodyLimit)
   })
 
+  if (opts.rateLimit.max > 0) {
+    const { max, windowMs } = opts.rateLimit
+    // Its hooks belong to each route, so they run after the key check above: counted per key, never per IP.
+    await app.register(rateLimit, {
+      max,
+      timeWindow: windowMs,
+      keyGenerator: (request) => request.apiKeyId,
+      errorResponseBuilder: () => new Errors.RateLimited(max, Math.ceil(windowMs / 1000)),
+    })
+  }
+
+  // A caller that goes away cancels its forwarded request, so the service behind stops too (a run stops
+  // calling its model). @fastify/reply-from has no per-request signal for undici: the pool below finds
+  // the request's signal by the request ID the gateway itself puts in the forwarded headers.
+  const cancels = new Map<string, AbortController>()
+  app.addHook('onRequest', async (request, reply) => {
+    const cancel = new AbortController()
+    cancels.set(request.id, cancel)
+    reply.raw.once('close', () => {
+      cancels.delete(request.id)
+      if (!reply.raw.writableFinished) cancel.abort(new Error('the client closed the connection'))
+    })
+  })
+  const cancellable = (pool: Dispatcher) => ({
+    request(options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void) {
+      const id = (options.headers as Record<string, unknown> | undefined)?.[REQUEST_ID_HEADER]
+      const signal = typeof id === 'string' ? cancels.get(id)?.signal : undefined
+      return pool.request(signal ? { ...options, signal } : options, callback)
+    },
+    close: () => pool.close(),
+    destroy: () => pool.destroy(),
+  })
+
   const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>) => {
     const out = { ...headers }
     delete out[API_KEY_HEADER]
@@ -51,12 +88,14 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
   }
 
   for (const upstream of opts.upstreams) {
+    // keep-alive connections to each downstream; closed with the app (reply-from leaves given pools open)
+    const pool = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 30_000 })
+    app.addHook('onClose', async () => pool.destroy())
     await app.register(proxy, {
       upstream: upstream.url,
       prefix: upstream.prefix,
       rewritePrefix: upstream.prefix,
-      // keep-alive connections to each downstream
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 },
+      undici: cancellable(pool) as never,
       replyOptions: {
         rewriteRequestHeaders: rewriteRequestHeaders as never,
         // the caller's query string, without the key

@@ -58,6 +58,8 @@ export interface InsertResult {
   results: Array<StoredMessage[] | MessageIdConflictError>
   /** Per session touched by the statement. */
   appends: SessionAppend[]
+  /** Rows the statement inserted (replayed ids are not inserted again). */
+  inserted: number
 }
 
 export class MessageIdConflictError extends Error {
@@ -193,7 +195,7 @@ export async function insertMessages(db: Database, requests: WriteRequest[]): Pr
       return inputs.map((input) => byId.get(input.id) as StoredMessage)
     }),
   )
-  return { results, appends: [...appends.values()] }
+  return { results, appends: [...appends.values()], inserted: rows.length }
 }
 
 /** A session's latest non-error messages (newest first) and its version, read in one snapshot. */
@@ -386,10 +388,9 @@ export async function listSessions(db: Queryable, tenant: string, q: SessionsQue
   }
   params.push(q.limit + 1)
   const { rows } = await db.query<{ json: string; t: string; s: string; f: string }>(
-    `SELECT json_build_object(
-        'session_id', session_id, 'flow_id', flow_id, 'message_count', message_count,
-        'first_timestamp', ${iso('first_ts')}, 'last_timestamp', ${iso('last_ts')},
-        'last_text', last_text)::text AS json,
+    // row_to_json writes compact JSON (json_build_object would write `"key" : value`)
+    `SELECT (SELECT row_to_json(r) FROM (SELECT session_id, flow_id, message_count,
+        ${iso('first_ts')} AS first_timestamp, ${iso('last_ts')} AS last_timestamp, last_text) r)::text AS json,
        ${iso('last_ts')} AS t, session_id AS s, flow_id::text AS f
      FROM sessions WHERE ${where.join(' AND ')}
      ORDER BY last_ts DESC, session_id ASC, flow_id ASC LIMIT $${params.length}`,

@@ -30,6 +30,8 @@ export class MessageWriter {
   statements = 0
   /** Write requests received so far. */
   writes = 0
+  /** Messages persisted so far: an idempotent repeat of a stored message is not counted again. */
+  stored = 0
 
   constructor(
     private readonly db: Database,
@@ -76,6 +78,7 @@ export class MessageWriter {
       }
       return
     }
+    this.stored += result.inserted
     await this.history.afterInsert(result.appends)
     batch.forEach((pending, i) => {
       const outcome = result.results[i]

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp as buildMessageStore } from '@session-runtime/message-store/app'
 import { loadConfig as loadMessageStoreConfig } from '@session-runtime/message-store/config'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import type { FastifyServerOptions } from 'fastify'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
@@ -51,6 +52,8 @@ export interface TestAppOptions {
   env?: Record<string, string | undefined>
   /** The message-store to talk to; default: an unused address (routes that need it fail). */
   messageStoreUrl?: string
+  /** Fastify server options, e.g. a logger writing to a test stream. */
+  server?: FastifyServerOptions
 }
 
 export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string }
@@ -72,7 +75,7 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
     ...opts.env,
   }
   const config: Config = loadConfig(env as NodeJS.ProcessEnv)
-  const app = await buildApp(config)
+  const app = await buildApp(config, opts.server)
   await app.ready()
   t.teardown(async () => {
     await app.close()

@@ -40,9 +40,12 @@ const errors = {
   422: ErrorEnvelope,
   503: ErrorEnvelope,
 }
-const NextCursor = Type.Object({
-  [NEXT_CURSOR_HEADER]: Type.Optional(Type.String({ description: 'Present if and only if more rows follow' })),
-})
+/** Response headers (documentation only: @fastify/swagger reads a map of header name → schema). */
+const NextCursor = {
+  [NEXT_CURSOR_HEADER]: Type.String({
+    description: 'The cursor of the next page; present if and only if more rows follow',
+  }),
+}
 
 /**
  * The monitor API (spec §5), reached through the gateway. Every query and

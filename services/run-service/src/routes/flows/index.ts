@@ -37,6 +37,7 @@ function validateGraph(flow: { data: unknown }): void {
  */
 const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
+  app.addHook('onRequest', app.seedExampleFlows)
 
   app.post(
     '/api/v1/flows/',

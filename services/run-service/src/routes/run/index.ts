@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
 import { ErrorEnvelope } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { findFlow } from '../../domain/flow-repository.js'
 import {
   buildRunResponse,
@@ -72,6 +72,12 @@ function tooLong(value: string, max: number): boolean {
   return false
 }
 
+/** Adds fields to every later log line of this request, the reply's ("request completed") included. */
+function bindLog(request: FastifyRequest, reply: FastifyReply, bindings: Record<string, string>): void {
+  request.log = request.log.child(bindings)
+  reply.log = request.log
+}
+
 /** One event of Langflow's streaming wire format: a JSON object on its own line, then a blank line. */
 function writeEvent(reply: FastifyReply, event: RunEvent | { event: 'end' | 'error'; data: unknown }): void {
   if (!reply.raw.writableEnded && !reply.raw.destroyed) reply.raw.write(`${JSON.stringify(event)}\n\n`)
@@ -85,6 +91,14 @@ function writeEvent(reply: FastifyReply, event: RunEvent | { event: 'end' | 'err
  */
 const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
+  app.addHook('onRequest', app.seedExampleFlows)
+  // runs_total: a streamed run is counted when its stream ends (below), any other run request when answered
+  const streamed = new WeakSet<FastifyRequest>()
+  app.addHook('onResponse', async (request, reply) => {
+    if (!request.tenant || streamed.has(request)) return
+    const stream = (request.query as { stream?: unknown } | undefined)?.stream === true
+    app.runMetrics.finished({ stream, status: reply.statusCode, seconds: reply.elapsedTime / 1000 })
+  })
 
   // A missing or empty body is `{}` (spec §3); anything else goes through Fastify's own (safe) JSON parser.
   const defaultJson = app.getDefaultJsonParser('error', 'error')
@@ -120,6 +134,17 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       }
       const flow = await findFlow(app.db, request.tenant, request.params.flow_id_or_endpoint_name)
       const plan = planRun(runnableGraph(parseFlow(flow)), flow.id, body)
+      // Every line of this run names its flow and, as soon as it is known, its session (the request ID is there).
+      bindLog(request, reply, {
+        flowId: flow.id,
+        ...(plan.requestSessionId ? { sessionId: plan.requestSessionId } : {}),
+      })
+      const started = performance.now()
+      const completed = (response: RunResponse) => {
+        if (!plan.requestSessionId) bindLog(request, reply, { sessionId: response.session_id })
+        request.log.info({ durationMs: Math.round(performance.now() - started) }, 'run completed')
+        return response
+      }
 
       // The client going away (before the answer is complete) cancels the run.
       const cancel = new AbortController()
@@ -138,7 +163,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
 
       if (!request.query.stream) {
         try {
-          return buildRunResponse(plan, await execute())
+          return completed(buildRunResponse(plan, await execute()))
         } catch (error) {
           const failed = failure(error)
           if (!failed) throw error
@@ -148,6 +173,8 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       }
 
       reply.hijack()
+      streamed.add(request)
+      let status = 200
       reply.raw.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
@@ -156,12 +183,14 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       })
       try {
         const outcome = await execute((event) => writeEvent(reply, event))
-        writeEvent(reply, { event: 'end', data: { result: buildRunResponse(plan, outcome) } })
+        writeEvent(reply, { event: 'end', data: { result: completed(buildRunResponse(plan, outcome)) } })
       } catch (error) {
         const failed = failure(error)
         if (!failed || failed.status >= 500) request.log.error({ err: error }, 'streamed run failed')
+        status = failed?.status ?? 500
         writeEvent(reply, { event: 'error', data: { error: failed?.detail ?? 'Internal server error' } })
       } finally {
+        app.runMetrics.finished({ stream: true, status, seconds: reply.elapsedTime / 1000 })
         reply.raw.end()
       }
     },
