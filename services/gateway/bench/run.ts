@@ -216,8 +216,8 @@ const children: ChildProcess[] = []
 
 /**
  * The children's output, passed on, but for one kind of line: autocannon ends a run by closing its
- * connections, and a proxied request cut off that way is logged as a failed request
- * (UND_ERR_ABORTED). Those are counted, not printed.
+ * connections, and a proxied request cut off that way is logged (at warn) as cancelled. Those are
+ * counted, not printed.
  */
 let abortedLogs = 0
 function filterLogs(child: ChildProcess) {
@@ -227,7 +227,7 @@ function filterLogs(child: ChildProcess) {
   ] as const) {
     if (!from) continue
     createInterface({ input: from, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
-      if (line.includes('"UND_ERR_ABORTED"')) abortedLogs++
+      if (line.includes('"UND_ERR_ABORTED"') || line.includes('the client closed the connection')) abortedLogs++
       else to.write(`${line}\n`)
     })
   }
