@@ -154,6 +154,11 @@ t.test('every service has a healthcheck', async (t) => {
   }
   t.match(JSON.stringify(services.postgres?.healthcheck), /pg_isready/, 'postgres: pg_isready')
   t.match(JSON.stringify(services.redis?.healthcheck), /redis-cli.*ping/, 'redis: redis-cli ping')
+  t.match(
+    JSON.stringify(services.redis?.command),
+    /"--maxmemory-policy","noeviction"/,
+    'redis never evicts (the history cache relies on it)',
+  )
   for (const b of built) {
     const test = ((b.spec.healthcheck as Dict | undefined)?.test ?? []) as string[]
     t.match(test.join(' '), `127.0.0.1:${portOf(b)}/health`, `${b.name}: the healthcheck asks its own /health`)
