@@ -11,6 +11,7 @@ import auth from './plugins/auth.js'
 import metrics from './plugins/metrics.js'
 import docs from './routes/docs.js'
 import health from './routes/health.js'
+import playground from './routes/playground.js'
 import proxyRoutes, { type Upstream } from './routes/proxy.js'
 
 export interface GatewayOptions {
@@ -115,6 +116,8 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
   // /docs (no API key): before the routes, whose schemas it documents
   await app.register(docs, { upstreams, internalToken: config.INTERNAL_TOKEN, timeoutMs: config.READY_TIMEOUT_MS })
   await app.register(health, { services: [runService, messageStore], timeoutMs: config.READY_TIMEOUT_MS })
+  // /playground/ (no API key: the page asks for one and calls the public API with it)
+  await app.register(playground)
   // `/internal/*` is deliberately not routed: it is the services' own API.
   await app.register(proxyRoutes, {
     upstreams,

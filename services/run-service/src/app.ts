@@ -54,6 +54,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(run, {
     bodyLimit: config.RUN_BODY_LIMIT_BYTES,
     inputMaxChars: config.RUN_INPUT_MAX_CHARS,
+    flowCacheSize: config.FLOW_CACHE_SIZE,
     model,
     modelDefaults: {
       baseUrl: config.OPENAI_BASE_URL,

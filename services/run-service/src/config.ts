@@ -26,6 +26,8 @@ export const ConfigSchema = Type.Object({
   RUN_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   /** Longest `input_value` of a run, in characters (413 above it). */
   RUN_INPUT_MAX_CHARS: Type.Integer({ minimum: 1, default: 100_000 }),
+  /** Parsed flows kept in memory for runs (by ID and row version, so an update is seen at once); 0: none. */
+  FLOW_CACHE_SIZE: Type.Integer({ minimum: 0, default: 1000 }),
   /** OpenAI-compatible API for model nodes that set no base URL of their own. */
   OPENAI_BASE_URL: Type.String({ minLength: 1, default: 'https://api.openai.com/v1' }),
   /** API key for model nodes that set none. */

@@ -98,11 +98,32 @@ export async function getFlowByEndpointName(db: Queryable, tenant: string, endpo
   return rows[0]
 }
 
-/** The run's lookup (spec §3): a UUID is a flow ID, anything else an endpoint name; both tenant-scoped. */
-export function findFlow(db: Queryable, tenant: string, idOrEndpointName: string): Promise<Flow> {
-  return isUuid(idOrEndpointName)
-    ? getFlow(db, tenant, idOrEndpointName.toLowerCase())
-    : getFlowByEndpointName(db, tenant, idOrEndpointName)
+/**
+ * The ID and row version (Postgres `xmin`, changed by every update) of the tenant's flow with this
+ * ID or endpoint name; FlowNotFoundError if none. Cheap: the flow's data is not read.
+ */
+export async function findFlowVersion(
+  db: Queryable,
+  tenant: string,
+  idOrEndpointName: string,
+): Promise<{ id: string; version: string }> {
+  const byId = isUuid(idOrEndpointName)
+  const { rows } = await db.query<{ id: string; version: string }>(
+    `SELECT id::text AS id, xmin::text AS version FROM flows WHERE tenant_id = $1 AND ${byId ? 'id = $2' : 'endpoint_name = $2'}`,
+    [tenant, byId ? idOrEndpointName.toLowerCase() : idOrEndpointName],
+  )
+  if (!rows[0]) throw new FlowNotFoundError(idOrEndpointName)
+  return rows[0]
+}
+
+/** The tenant's flow with this ID and its row version (see findFlowVersion); FlowNotFoundError if none. */
+export async function getVersionedFlow(db: Queryable, tenant: string, id: string): Promise<Flow & { version: string }> {
+  const { rows } = await db.query<Flow & { version: string }>(
+    `SELECT ${COLUMNS}, xmin::text AS version FROM flows WHERE tenant_id = $1 AND id = $2`,
+    [tenant, id],
+  )
+  if (!rows[0]) throw new FlowNotFoundError(id)
+  return rows[0]
 }
 
 /** Changes the given fields only; FlowNotFoundError for a missing or foreign flow. */

@@ -3,20 +3,18 @@ import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtim
 import { ErrorEnvelope } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { findFlow } from '../../domain/flow-repository.js'
+import { FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.js'
 import {
   buildRunResponse,
   ComponentFailedError,
   executeRun,
   type ModelDefaults,
   type ModelPort,
-  parseFlow,
   planRun,
   RunAbortedError,
   type RunEvent,
   RunRequest,
   RunResponse,
-  runnableGraph,
 } from '../../engine/index.js'
 import { Errors } from '../../errors.js'
 import { messageStorePort } from '../../ports/message-store.js'
@@ -25,6 +23,8 @@ import { ValidationEnvelope } from '../../schemas/flows.js'
 export interface RunRoutesOptions {
   bodyLimit: number
   inputMaxChars: number
+  /** How many parsed flows to keep (FlowGraphCache); 0: none. */
+  flowCacheSize: number
   model: ModelPort
   modelDefaults: ModelDefaults
 }
@@ -91,6 +91,7 @@ function writeEvent(reply: FastifyReply, event: RunEvent | { event: 'end' | 'err
  */
 const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
+  const flowGraphs = new FlowGraphCache(opts.flowCacheSize)
   app.addHook('onRequest', app.seedExampleFlows)
   // runs_total: a streamed run is counted when its stream ends (below), any other run request when answered
   const streamed = new WeakSet<FastifyRequest>()
@@ -132,8 +133,8 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       if (typeof body.input_value === 'string' && tooLong(body.input_value, opts.inputMaxChars)) {
         throw new Errors.InputTooLarge(opts.inputMaxChars)
       }
-      const flow = await findFlow(app.db, request.tenant, request.params.flow_id_or_endpoint_name)
-      const plan = planRun(runnableGraph(parseFlow(flow)), flow.id, body)
+      const flow = await loadRunnableFlow(app.db, flowGraphs, request.tenant, request.params.flow_id_or_endpoint_name)
+      const plan = planRun(flow.graph, flow.id, body)
       // Every line of this run names its flow and, as soon as it is known, its session (the request ID is there).
       bindLog(request, reply, {
         flowId: flow.id,

@@ -1,0 +1,250 @@
+// The Playground's only contact with the server: the public API, same origin, with the `x-api-key` header.
+// Path segments are encoded exactly once (encodeURIComponent), query values by URLSearchParams.
+
+/** @typedef {{ id: string, name: string, endpoint_name?: string | null, description?: string | null }} Flow */
+/**
+ * @typedef {{ session_id: string, flow_id: string, message_count: number, first_timestamp: string,
+ *   last_timestamp: string, last_text: string }} Session
+ */
+/**
+ * @typedef {{ id: string, text: string, sender: string, sender_name: string, session_id: string,
+ *   flow_id: string, timestamp: string, error?: boolean, edit?: boolean, category?: string }} Message
+ */
+/** @typedef {{ items: any[], next: string | null }} Page */
+/** @typedef {{ event: string, data: any }} RunEvent */
+
+export const NEXT_CURSOR_HEADER = 'x-next-cursor'
+
+/** A failed call, with a message meant for a person. */
+export class ApiError extends Error {
+  /**
+   * @param {string} message
+   * @param {{ status?: number, code?: string, detail?: string, kind: 'auth' | 'network' | 'http' | 'run' }} info
+   */
+  constructor(message, info) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = info.status ?? 0
+    this.code = info.code ?? ''
+    this.detail = info.detail ?? ''
+    this.kind = info.kind
+  }
+}
+
+/** @param {string} segment */
+export const seg = (segment) => encodeURIComponent(segment)
+
+/**
+ * @param {string} path already encoded
+ * @param {Record<string, string | number | undefined | null>} [query]
+ */
+export function url(path, query) {
+  const params = new URLSearchParams()
+  for (const [name, value] of Object.entries(query ?? {})) {
+    if (value !== undefined && value !== null && value !== '') params.set(name, String(value))
+  }
+  const search = params.toString()
+  return search ? `${path}?${search}` : path
+}
+
+/** @param {Response} res */
+async function errorOf(res) {
+  let detail = ''
+  let code = ''
+  try {
+    const body = await res.json()
+    detail = typeof body?.detail === 'string' ? body.detail : JSON.stringify(body?.detail ?? '')
+    code = typeof body?.code === 'string' ? body.code : ''
+  } catch {
+    // not JSON: the status says enough
+  }
+  const status = res.status
+  if (status === 401 || status === 403) {
+    return new ApiError('That API key was not accepted. Check it and enter it again.', {
+      status,
+      code,
+      detail,
+      kind: 'auth',
+    })
+  }
+  if (status === 429) {
+    return new ApiError('Too many requests for this key right now. Wait a moment and try again.', {
+      status,
+      code,
+      detail,
+      kind: 'http',
+    })
+  }
+  if (status >= 502 && status <= 504) {
+    return new ApiError(`A service behind the gateway is not answering (${status}). Try again shortly.`, {
+      status,
+      code,
+      detail,
+      kind: 'http',
+    })
+  }
+  return new ApiError(detail || `The server answered ${status}.`, { status, code, detail, kind: 'http' })
+}
+
+const NETWORK_MESSAGE = 'Could not reach the server. Check the network connection and try again.'
+
+/**
+ * The API for one key.
+ * @param {string} key
+ * @param {{ base?: string, fetch?: typeof fetch }} [options]
+ */
+export function createApi(key, options = {}) {
+  const base = options.base ?? ''
+  const doFetch = options.fetch ?? ((input, init) => fetch(input, init))
+
+  /**
+   * @param {string} method
+   * @param {string} target path and query, encoded
+   * @param {{ body?: unknown, signal?: AbortSignal, accept?: string }} [init]
+   */
+  async function send(method, target, init = {}) {
+    /** @type {Record<string, string>} */
+    const headers = { 'x-api-key': key, accept: init.accept ?? 'application/json' }
+    if (init.body !== undefined) headers['content-type'] = 'application/json'
+    let res
+    try {
+      res = await doFetch(base + target, {
+        method,
+        headers,
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+        signal: init.signal,
+        cache: 'no-store',
+      })
+    } catch (error) {
+      if (/** @type {Error} */ (error).name === 'AbortError') throw error
+      throw new ApiError(NETWORK_MESSAGE, { kind: 'network' })
+    }
+    if (!res.ok) throw await errorOf(res)
+    return res
+  }
+
+  /** @param {Response} res @returns {Promise<Page>} */
+  const page = async (res) => ({ items: await res.json(), next: res.headers.get(NEXT_CURSOR_HEADER) })
+
+  return {
+    /** @returns {Promise<Flow[]>} */
+    async listFlows() {
+      return (await send('GET', '/api/v1/flows/')).json()
+    },
+
+    /**
+     * Most recently active first.
+     * @param {string} flowId
+     * @param {{ limit?: number, cursor?: string | null, signal?: AbortSignal }} [opts]
+     * @returns {Promise<Page>}
+     */
+    async listSessions(flowId, opts = {}) {
+      const target = url('/api/v1/monitor/sessions', { flow_id: flowId, limit: opts.limit ?? 30, cursor: opts.cursor })
+      return page(await send('GET', target, { signal: opts.signal }))
+    },
+
+    /**
+     * Newest first (order=DESC): the first page is the end of the conversation; `next` continues backwards.
+     * @param {string} flowId
+     * @param {string} sessionId
+     * @param {{ limit?: number, cursor?: string | null, signal?: AbortSignal, order?: 'ASC' | 'DESC' }} [opts]
+     * @returns {Promise<Page>}
+     */
+    async listMessages(flowId, sessionId, opts = {}) {
+      const target = url('/api/v1/monitor/messages', {
+        flow_id: flowId,
+        session_id: sessionId,
+        order: opts.order ?? 'DESC',
+        limit: opts.limit ?? 50,
+        cursor: opts.cursor,
+      })
+      return page(await send('GET', target, { signal: opts.signal }))
+    },
+
+    /**
+     * Runs the flow with `text` in the session and streams its events to `onEvent` as they arrive.
+     * Resolves with the `end` event's data; a failed run rejects with an ApiError of kind `run`.
+     * @param {string} flowId
+     * @param {string} sessionId
+     * @param {string} text
+     * @param {(event: RunEvent) => void} onEvent
+     * @param {AbortSignal} [signal]
+     */
+    async run(flowId, sessionId, text, onEvent, signal) {
+      const res = await send('POST', url(`/api/v1/run/${seg(flowId)}`, { stream: 'true' }), {
+        body: { input_value: text, session_id: sessionId },
+        signal,
+        accept: 'text/event-stream',
+      })
+      if (!res.body) throw new ApiError('The server sent no run events.', { kind: 'run' })
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+      let buffer = ''
+      /** @type {any} */
+      let result = null
+      /** @type {string | null} */
+      let failure = null
+      /** @param {string} line */
+      const handle = (line) => {
+        if (line.trim() === '') return
+        /** @type {RunEvent} */
+        let event
+        try {
+          event = JSON.parse(line)
+        } catch {
+          return // not one of the run's events
+        }
+        if (event.event === 'end') result = event.data
+        if (event.event === 'error') failure = String(event.data?.error ?? 'unknown error')
+        onEvent(event)
+      }
+      try {
+        for (;;) {
+          const { value, done } = await reader.read()
+          if (done) break
+          buffer += value
+          let newline = buffer.indexOf('\n')
+          while (newline !== -1) {
+            handle(buffer.slice(0, newline))
+            buffer = buffer.slice(newline + 1)
+            newline = buffer.indexOf('\n')
+          }
+        }
+      } catch (error) {
+        if (/** @type {Error} */ (error).name === 'AbortError') throw error
+        throw new ApiError('The connection broke while the flow was running. Try again.', { kind: 'network' })
+      }
+      handle(buffer)
+      if (failure !== null) throw new ApiError(`The run failed: ${failure}`, { kind: 'run', detail: failure })
+      if (result === null) throw new ApiError('The run ended without a result. Try again.', { kind: 'run' })
+      return result
+    },
+
+    /**
+     * @param {string} flowId
+     * @param {string} oldId
+     * @param {string} newId
+     * @returns {Promise<Message[]>}
+     */
+    async renameSession(flowId, oldId, newId) {
+      const target = url(`/api/v1/monitor/messages/session/${seg(oldId)}`, { new_session_id: newId, flow_id: flowId })
+      return (await send('PATCH', target)).json()
+    },
+
+    /**
+     * @param {string} flowId
+     * @param {string} sessionId
+     */
+    async deleteSession(flowId, sessionId) {
+      await send('DELETE', url(`/api/v1/monitor/messages/session/${seg(sessionId)}`, { flow_id: flowId }))
+    },
+
+    /**
+     * @param {string} messageId
+     * @param {string} text
+     * @returns {Promise<Message>}
+     */
+    async editMessage(messageId, text) {
+      return (await send('PUT', `/api/v1/monitor/messages/${seg(messageId)}`, { body: { text } })).json()
+    },
+  }
+}

@@ -1,0 +1,506 @@
+// The Playground page in a real browser (Debian's Chromium driven by playwright-core) against the real
+// stack as processes: key, flow, two sessions kept apart, a run, rename, delete, edit, and scrolling back
+// through a 500-message session. Every wait is bounded (10 s per step).
+import { existsSync, readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { type Browser, chromium, type Page } from 'playwright-core'
+import t from 'tap'
+import { KEY_A, KEY_B, root, startProcessStack } from '../helpers/processes.js'
+
+/** What the functions run in the page use of it (this test program has no DOM library). */
+interface PageElement {
+  dataset: Record<string, string | undefined>
+  hidden: boolean
+  disabled: boolean
+  textContent: string | null
+  scrollTop: number
+  querySelector(selector: string): PageElement | null
+}
+declare const document: {
+  activeElement: unknown
+  querySelector(selector: string): PageElement | null
+  querySelectorAll(selector: string): ArrayLike<PageElement> & Iterable<PageElement>
+}
+declare const sessionStorage: { getItem(key: string): string | null }
+declare const localStorage: { length: number }
+
+const CHROMIUM = '/usr/bin/chromium'
+const STEP_MS = 10_000
+const LONG_SESSION = 'long history'
+const LONG_RUNS = 250 // Memory Echo stores 2 messages per run
+const CUSTOM_ID = 'odd id/50%+ok 🚀'
+const RENAMED_ID = 'renamed /%+ ✨'
+const TAKEN_ID = 'taken on the server'
+
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`The browser tests need Debian's Chromium at ${CHROMIUM}: apt-get install -y chromium`)
+}
+
+interface Msg {
+  id: string
+  text: string
+  sender: string
+  session_id: string
+  edit: boolean
+}
+
+/**
+ * An OpenAI-compatible model that streams its first word at once and the rest only once the test calls
+ * `release()` (so the test sees tokens arrive while the run goes on); `failing` answers 500.
+ */
+async function startModel() {
+  let release = () => {}
+  let gate = Promise.resolve()
+  const model = {
+    url: '',
+    failing: false,
+    /** The next streamed reply waits after its first word until `release()`. */
+    hold() {
+      gate = new Promise<void>((resolve) => {
+        release = resolve
+      })
+    },
+    release: () => release(),
+  }
+  const body = async (req: IncomingMessage) => {
+    let text = ''
+    for await (const chunk of req) text += chunk
+    return JSON.parse(text) as { model: string; stream?: boolean; messages: { role: string; content: string }[] }
+  }
+  const server = createServer(async (req, res) => {
+    const request = await body(req)
+    const user = request.messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
+    if (model.failing) {
+      res.writeHead(500, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { message: 'the fake model is broken', type: 'server_error' } }))
+      return
+    }
+    const words = `Streaming reply to: ${user}`.split(/(?<= )/)
+    const base = { id: 'chatcmpl-fake', created: 1, model: request.model }
+    if (!request.stream) {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      const message = { role: 'assistant', content: words.join('') }
+      res.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message }] }))
+      return
+    }
+    const chunk = (delta: Record<string, string>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write(chunk({ role: 'assistant', content: '' }))
+    res.write(chunk({ content: words[0] ?? '' }))
+    await gate
+    for (const word of words.slice(1)) res.write(chunk({ content: word }))
+    res.write(chunk({}, 'stop'))
+    res.end('data: [DONE]\n\n')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    release()
+    server.closeAllConnections()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  model.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+  return model
+}
+
+const model = await startModel()
+const stack = await startProcessStack(t, {
+  env: {
+    'run-service': { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'sk-e2e', OPENAI_DEFAULT_MODEL: 'fake-model' },
+  },
+})
+t.teardown(() => {
+  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
+})
+const base = stack.gatewayUrl
+
+async function api<T>(
+  path: string,
+  init: RequestInit = {},
+  key = KEY_A,
+): Promise<{ status: number; body: T; next: string | null }> {
+  const res = await fetch(`${base}${path}`, {
+    ...init,
+    headers: { 'x-api-key': key, ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers },
+    signal: AbortSignal.timeout(STEP_MS),
+  })
+  const text = await res.text()
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as T, next: res.headers.get('x-next-cursor') }
+}
+
+const flows = await api<{ id: string; endpoint_name: string }[]>('/api/v1/flows/')
+const flowId = flows.body.find((flow) => flow.endpoint_name === 'memory-echo')?.id
+if (!flowId) throw new Error(`no Memory Echo flow: ${JSON.stringify(flows.body)}`)
+
+// A flow with a streaming model (Langflow's Basic Prompting export), for tenant A.
+const fixturesDir = process.env.FIXTURES_DIR ?? join(root, '../shared/fixtures')
+const prompting = JSON.parse(readFileSync(join(fixturesDir, 'langflow-basic-prompting.json'), 'utf8'))
+const imported = await api<{ id: string; name: string }>('/api/v1/flows/', {
+  method: 'POST',
+  body: JSON.stringify(prompting),
+})
+if (imported.status !== 201)
+  throw new Error(`import Basic Prompting: ${imported.status} ${JSON.stringify(imported.body)}`)
+const PROMPTING_NAME = imported.body.name
+
+/** A 500-message session, made with the run API (bounded concurrency) while the browser starts. */
+async function seedLongSession(): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < LONG_RUNS) {
+      const i = next++
+      const res = await api(`/api/v1/run/${flowId}`, {
+        method: 'POST',
+        body: JSON.stringify({ input_value: `long ${i}`, session_id: LONG_SESSION }),
+      })
+      if (res.status !== 200) throw new Error(`seed run ${i}: ${res.status} ${JSON.stringify(res.body)}`)
+    }
+  }
+  await Promise.all(Array.from({ length: 4 }, worker))
+}
+
+/** Every message of a session, oldest first, straight from the API. */
+async function allMessages(sessionId: string): Promise<Msg[]> {
+  const query = new URLSearchParams({ flow_id: flowId as string, session_id: sessionId, limit: '1000' })
+  const res = await api<Msg[]>(`/api/v1/monitor/messages?${query}`)
+  return res.body
+}
+
+async function sessionIds(): Promise<string[]> {
+  const res = await api<{ session_id: string }[]>(`/api/v1/monitor/sessions?flow_id=${flowId}&limit=500`)
+  return res.body.map((s) => s.session_id)
+}
+
+const [browser] = await Promise.all([
+  chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STEP_MS * 3,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-gpu',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  }) as Promise<Browser>,
+  seedLongSession(),
+])
+t.teardown(() => browser.close())
+
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+context.setDefaultTimeout(STEP_MS)
+const external: string[] = []
+await context.route('**/*', (route) => {
+  const url = route.request().url()
+  if (url.startsWith(`${base}/`) || url.startsWith('data:')) return route.continue()
+  external.push(url)
+  return route.abort()
+})
+const page: Page = await context.newPage()
+const pageErrors: string[] = []
+page.on('pageerror', (error) => pageErrors.push(error.message))
+page.on('console', (message) => {
+  // the browser itself logs the failed loads the tests cause on purpose (wrong key, taken session ID,
+  // network down); the page shows its own message for them
+  const expected = /status of (403 \(Forbidden\)|409 \(Conflict\))|net::ERR_INTERNET_DISCONNECTED/
+  if (message.type() === 'error' && !expected.test(message.text())) pageErrors.push(message.text())
+})
+
+const sessionList = () =>
+  page.locator('#sessions .session').evaluateAll((els) => els.map((e) => (e as PageElement).dataset.sessionId ?? ''))
+const shownTexts = () => page.locator('#messages .message .text').allTextContents()
+const session = (id: string) => page.locator(`#sessions .session[data-session-id="${CSS.escape(id)}"]`)
+/** Waits (bounded) until the list's first session is `id`. */
+const waitTop = (id: string) =>
+  page.waitForFunction(
+    (want) => (document.querySelector('#sessions .session') as PageElement | null)?.dataset.sessionId === want,
+    id,
+    { timeout: STEP_MS },
+  )
+/** Waits (bounded) until the list shows `count` messages for session `id`. */
+const waitCount = (id: string, count: number) =>
+  page.waitForFunction(
+    ([want, n]) =>
+      [...document.querySelectorAll('#sessions .session')].some(
+        (e) => e.dataset.sessionId === want && e.querySelector('.meta')?.textContent?.startsWith(`${n} messages`),
+      ),
+    [id, count] as const,
+    { timeout: STEP_MS },
+  )
+/** Sends `text` in the open session and waits for Memory Echo's reply (user + machine message). */
+async function send(text: string) {
+  const before = await page.locator('#messages .message').count()
+  await page.fill('#message-input', text)
+  await page.press('#message-input', 'Enter')
+  await page.waitForFunction((n) => document.querySelectorAll('#messages .message').length >= n + 2, before, {
+    timeout: STEP_MS,
+  })
+  await page.waitForFunction(() => !(document.querySelector('#send') as PageElement).disabled, null, {
+    timeout: STEP_MS,
+  })
+}
+
+// CSS.escape, in Node (the selectors are built here)
+const CSS = {
+  escape: (value: string) => value.replace(/["\\]/g, '\\$&'),
+}
+
+let sessionA = ''
+
+t.test('a wrong key: a clear message, nothing stored', async (t) => {
+  const res = await page.goto(`${base}/playground`)
+  t.equal(res?.status(), 200)
+  t.equal(new URL(page.url()).pathname, '/playground/', 'redirected to the slash')
+  await page.fill('#api-key', 'not-a-key')
+  await page.click('#key-form button[type=submit]')
+  await page.locator('#notice').waitFor({ state: 'visible' })
+  t.match(await page.locator('#notice').textContent(), /API key was not accepted/)
+  t.equal(await page.evaluate(() => sessionStorage.getItem('playground.apiKey')), null)
+  t.ok(await page.locator('#flow-select').isDisabled())
+})
+
+t.test('the right key: the flows; the key lives in sessionStorage only; pick Memory Echo', async (t) => {
+  await page.fill('#api-key', KEY_A)
+  await page.press('#api-key', 'Enter')
+  await page.waitForFunction(() => !(document.querySelector('#flow-select') as PageElement).disabled)
+  t.ok(await page.locator('#notice').isHidden(), 'the earlier message is gone')
+  t.equal(await page.evaluate(() => sessionStorage.getItem('playground.apiKey')), KEY_A)
+  t.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage')
+  t.same(await page.context().cookies(), [], 'no cookies')
+  await page.selectOption('#flow-select', { label: 'Memory Echo' })
+  await session(LONG_SESSION).waitFor()
+  t.same(await sessionList(), [LONG_SESSION], 'the seeded session is listed')
+  t.match(await session(LONG_SESSION).textContent(), /500 messages/)
+})
+
+t.test(
+  'two sessions (one generated ID, one custom ID with space / % + emoji), each with its own messages',
+  async (t) => {
+    await page.click('#new-session')
+    sessionA = (await page.locator('#conversation-title').textContent()) ?? ''
+    t.match(sessionA, /^[0-9a-f-]{36}$/, 'a generated ID')
+    await send('alpha one')
+    await waitCount(sessionA, 2)
+    await waitTop(sessionA)
+
+    await page.fill('#new-session-id', CUSTOM_ID)
+    await page.press('#new-session-id', 'Enter')
+    await page.locator('#conversation-title', { hasText: CUSTOM_ID }).waitFor()
+    await send('bravo one')
+    await waitCount(CUSTOM_ID, 2)
+    await waitTop(CUSTOM_ID)
+    t.same((await sessionList()).slice(0, 3), [CUSTOM_ID, sessionA, LONG_SESSION], 'most recently active first')
+    t.ok((await sessionIds()).includes(CUSTOM_ID), 'stored under exactly that ID (encoded once)')
+
+    // by keyboard: focus the session's button, Enter; the focus stays on it when the list is redrawn
+    await session(sessionA).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('#messages .message', { hasText: 'alpha one' }).first().waitFor()
+    t.equal(
+      await page.evaluate(() => (document.activeElement as PageElement | null)?.dataset.sessionId),
+      sessionA,
+      'keyboard focus kept on the opened session',
+    )
+    let texts = await shownTexts()
+    t.equal(texts.length, 2)
+    t.notOk(
+      texts.some((text) => text.includes('bravo')),
+      'A shows only its own messages',
+    )
+    t.equal(await page.locator('#messages .message.user').count(), 1, 'one user message')
+    t.equal(await page.locator('#messages .message.machine').count(), 1, 'one machine message, styled apart')
+
+    await session(CUSTOM_ID).click()
+    await page.locator('#messages .message', { hasText: 'bravo one' }).first().waitFor()
+    texts = await shownTexts()
+    t.equal(texts.length, 2)
+    t.notOk(
+      texts.some((text) => text.includes('alpha')),
+      'B shows only its own messages',
+    )
+    t.equal(await session(CUSTOM_ID).getAttribute('aria-current'), 'true', 'the open session is marked')
+  },
+)
+
+t.test('a message sent into an open session appears, and the session moves to the top', async (t) => {
+  await session(sessionA).click()
+  await page.locator('#messages .message', { hasText: 'alpha one' }).first().waitFor()
+  await send('alpha two')
+  t.ok(await page.locator('#messages .message.user', { hasText: 'alpha two' }).isVisible())
+  await waitCount(sessionA, 4)
+  await waitTop(sessionA)
+  t.pass('A shows 4 messages in the list, at the top')
+  t.same(
+    (await allMessages(sessionA)).map((m) => m.text).filter((text) => text.startsWith('alpha')),
+    ['alpha one', 'alpha two'],
+  )
+  if (process.env.PLAYGROUND_SCREENSHOT === '1') {
+    await page.screenshot({ path: join(root, 'docs', 'playground.png') })
+    t.pass('screenshot written to docs/playground.png')
+  }
+})
+
+t.test('edit a message: new text, marked as edited', async (t) => {
+  const item = page.locator('#messages .message.user', { hasText: 'alpha one' })
+  await item.locator('.edit-button').click()
+  await item.locator('textarea').fill('alpha one, corrected')
+  await item.locator('button[type=submit]').click()
+  const edited = page.locator('#messages .message.user', { hasText: 'alpha one, corrected' })
+  await edited.locator('.edited').waitFor()
+  t.equal(await edited.locator('.edited').textContent(), '(edited)')
+  const stored = (await allMessages(sessionA)).find((m) => m.text === 'alpha one, corrected')
+  t.equal(stored?.edit, true, 'stored with edit: true')
+})
+
+t.test('rename: a taken ID is refused with a message; a free one renames the session', async (t) => {
+  await session(CUSTOM_ID).click()
+  await page.locator('#conversation-title', { hasText: CUSTOM_ID }).waitFor()
+  await page.click('#rename-session')
+  await page.fill('#rename-input', sessionA)
+  await page.click('#rename-confirm')
+  await page.locator('#rename-error').waitFor({ state: 'visible' })
+  t.match(await page.locator('#rename-error').textContent(), /already exists/)
+
+  // a session the page has not listed yet: the server's 409 is said the same way
+  const elsewhere = await api(`/api/v1/run/${flowId}`, {
+    method: 'POST',
+    body: JSON.stringify({ input_value: 'made elsewhere', session_id: TAKEN_ID }),
+  })
+  t.equal(elsewhere.status, 200)
+  t.equal(await session(TAKEN_ID).count(), 0, 'not listed yet')
+  await page.fill('#rename-input', TAKEN_ID)
+  await page.click('#rename-confirm')
+  await page.locator('#rename-error', { hasText: TAKEN_ID }).waitFor()
+  t.match(await page.locator('#rename-error').textContent(), /already exists/, 'the 409, in words')
+
+  await page.fill('#rename-input', RENAMED_ID)
+  await page.press('#rename-input', 'Enter')
+  await page.locator('#rename-dialog').waitFor({ state: 'hidden' })
+  await page.locator('#conversation-title', { hasText: RENAMED_ID }).waitFor()
+  await session(RENAMED_ID).waitFor()
+  t.equal(await session(CUSTOM_ID).count(), 0, 'the old ID is gone from the list')
+  const ids = await sessionIds()
+  t.ok(ids.includes(RENAMED_ID) && !ids.includes(CUSTOM_ID), 'renamed in the store')
+  t.same(
+    (await allMessages(RENAMED_ID)).map((m) => m.text).filter((text) => text === 'bravo one'),
+    ['bravo one'],
+  )
+})
+
+t.test('delete: asks first (cancel keeps it), then deletes', async (t) => {
+  await page.click('#delete-session')
+  await page.locator('#delete-dialog').waitFor({ state: 'visible' })
+  t.equal(await page.locator('#delete-name').textContent(), RENAMED_ID)
+  await page.click('#delete-cancel')
+  await page.locator('#delete-dialog').waitFor({ state: 'hidden' })
+  t.ok((await sessionIds()).includes(RENAMED_ID), 'cancelled: still there')
+
+  await page.click('#delete-session')
+  await page.click('#delete-confirm')
+  await session(RENAMED_ID).waitFor({ state: 'detached' })
+  t.equal(await page.locator('#conversation-title').textContent(), 'No session open')
+  t.notOk((await sessionIds()).includes(RENAMED_ID), 'deleted in the store')
+  t.same(await sessionList(), [TAKEN_ID, sessionA, LONG_SESSION])
+  t.ok(await page.locator('#more-sessions').isHidden(), 'no more sessions to load')
+})
+
+t.test('500 messages: newest page first, older pages on scroll-up, no duplicates, no gaps', async (t) => {
+  const expected = (await allMessages(LONG_SESSION)).map((m) => m.id)
+  t.equal(expected.length, 500)
+  await session(LONG_SESSION).click()
+  await page.waitForFunction(() => document.querySelectorAll('#messages .message').length >= 50)
+  const firstIds = await page
+    .locator('#messages .message')
+    .evaluateAll((els) => els.map((e) => (e as PageElement).dataset.id ?? ''))
+  t.same(firstIds.slice(-50), expected.slice(-50), 'the newest page, in order, at the bottom')
+  t.ok(await page.locator('#history-start').isHidden(), 'more history above')
+
+  const scroll = page.locator('#messages-scroll')
+  for (let round = 0; round < 30; round++) {
+    if (await page.locator('#history-start').isVisible()) break
+    const count = await page.locator('#messages .message').count()
+    await scroll.evaluate((el) => {
+      el.scrollTop = 0
+    })
+    await page.waitForFunction(
+      (n) =>
+        document.querySelectorAll('#messages .message').length > n ||
+        !(document.querySelector('#history-start') as PageElement).hidden,
+      count,
+      { timeout: STEP_MS },
+    )
+  }
+  t.ok(await page.locator('#history-start').isVisible(), 'the start of the conversation is reached')
+  t.ok(await page.locator('#older-messages').isHidden(), 'nothing older to load')
+  const ids = await page
+    .locator('#messages .message')
+    .evaluateAll((els) => els.map((e) => (e as PageElement).dataset.id ?? ''))
+  t.equal(new Set(ids).size, 500, '500 distinct messages')
+  t.equal(ids.length, 500, 'no duplicates')
+  t.same(ids, expected, 'oldest to newest, no gaps')
+  t.equal(await page.locator('#messages .message .text').first().textContent(), 'long 0')
+})
+
+t.test('a streaming model: tokens show as they arrive, then the stored reply; the session moves up', async (t) => {
+  await page.selectOption('#flow-select', { label: PROMPTING_NAME })
+  await page.locator('#sessions-empty').waitFor({ state: 'visible' })
+  await page.fill('#new-session-id', 'streamed')
+  await page.click('#new-session')
+  await page.locator('#conversation-title', { hasText: 'streamed' }).waitFor()
+  model.hold()
+  await page.fill('#message-input', 'tell me')
+  await page.press('#message-input', 'Enter')
+  const partial = page.locator('#messages .message.machine .text.streaming')
+  await partial.waitFor()
+  t.equal(await partial.textContent(), 'Streaming ', 'the first token, while the model still holds the rest')
+  t.ok(await page.locator('#send').isDisabled(), 'no second send while running')
+  model.release()
+  const reply = page.locator('#messages .message.machine', { hasText: 'Streaming reply to: tell me' })
+  await reply.waitFor()
+  await page.locator('#messages .text.streaming').waitFor({ state: 'detached' })
+  t.equal(await page.locator('#messages .message').count(), 2, 'the user message and one reply: no leftovers')
+  await waitCount('streamed', 2)
+  t.equal(await reply.locator('.edit-button').count(), 1, 'the stored reply (editable), not the streamed bubble')
+})
+
+t.test('a failed run: a clear message, the stored error marked, the text kept to retry', async (t) => {
+  model.failing = true
+  await page.fill('#message-input', 'this will fail')
+  await page.press('#message-input', 'Enter')
+  await page.locator('#notice', { hasText: 'The run failed' }).waitFor()
+  t.match(await page.locator('#notice').textContent(), /^The run failed: /)
+  await page.locator('#messages .message.error .badge').waitFor()
+  t.equal(await page.locator('#messages .message.error .badge').first().textContent(), 'Error')
+  t.equal(await page.inputValue('#message-input'), 'this will fail', 'the message is kept to send again')
+  model.failing = false
+})
+
+t.test('a network failure: said in words', async (t) => {
+  await page.route('**/api/v1/monitor/**', (route) => route.abort('internetdisconnected'))
+  await page.selectOption('#flow-select', { label: 'Memory Echo' })
+  await page.locator('#notice', { hasText: 'Could not reach the server' }).waitFor()
+  t.pass('network failure explained')
+  await page.unroute('**/api/v1/monitor/**')
+})
+
+t.test('a tenant without flows is told so', async (t) => {
+  const flowsB = await api<{ id: string }[]>('/api/v1/flows/', {}, KEY_B)
+  for (const flow of flowsB.body) {
+    t.equal((await api(`/api/v1/flows/${flow.id}`, { method: 'DELETE' }, KEY_B)).status, 204)
+  }
+  await page.click('#forget-key')
+  t.equal(await page.evaluate(() => sessionStorage.getItem('playground.apiKey')), null, 'the key is forgotten')
+  await page.fill('#api-key', KEY_B)
+  await page.press('#api-key', 'Enter')
+  await page.locator('#notice', { hasText: 'no flows yet' }).waitFor()
+  t.ok(await page.locator('#flow-select').isDisabled())
+})
+
+t.test('the page loaded nothing from elsewhere and raised no errors', async (t) => {
+  t.same(external, [], 'no request left the gateway')
+  t.same(pageErrors, [], 'no page errors')
+})
