@@ -479,6 +479,51 @@ t.test('a failed run: a clear message, the stored error marked, the text kept to
   model.failing = false
 })
 
+t.test('the session list pages as it scrolls: 40 sessions, 30 at a time, none twice', async (t) => {
+  // a flow of its own (the Simple API Test export needs no model), with 40 sessions
+  const simple = JSON.parse(readFileSync(join(fixturesDir, 'langflow-simple-api-test.json'), 'utf8'))
+  const created = await api<{ id: string; name: string }>('/api/v1/flows/', {
+    method: 'POST',
+    body: JSON.stringify({ ...simple, name: 'Paging test' }),
+  })
+  t.equal(created.status, 201)
+  const ids = Array.from({ length: 40 }, (_, i) => `page ${String(i).padStart(2, '0')}`)
+  for (let i = 0; i < ids.length; i += 4) {
+    await Promise.all(
+      ids.slice(i, i + 4).map(async (id) => {
+        const res = await api(`/api/v1/run/${created.body.id}`, {
+          method: 'POST',
+          body: JSON.stringify({ input_value: 'x', session_id: id }),
+        })
+        if (res.status !== 200) throw new Error(`run in ${id}: ${res.status}`)
+      }),
+    )
+  }
+  await page.reload() // the flow list is read when the key is given; the key is still in sessionStorage
+  await page.waitForFunction(() => !(document.querySelector('#flow-select') as PageElement).disabled)
+  await page.selectOption('#flow-select', { label: 'Paging test' })
+  await page.waitForFunction(() => document.querySelectorAll('#sessions .session').length > 0)
+  t.equal((await sessionList()).length, 30, 'the first page only')
+  await page.locator('#sessions-scroll').evaluate((box) => {
+    const el = box as unknown as { scrollTop: number; scrollHeight: number }
+    el.scrollTop = el.scrollHeight
+  })
+  await page.waitForFunction(() => document.querySelectorAll('#sessions .session').length === 40, null, {
+    timeout: STEP_MS,
+  })
+  const listed = await sessionList()
+  t.equal(listed.length, 40)
+  t.same([...listed].sort(), ids, 'every session once')
+  const fromApi = await api<{ session_id: string }[]>(`/api/v1/monitor/sessions?flow_id=${created.body.id}&limit=500`)
+  t.same(
+    listed,
+    fromApi.body.map((row) => row.session_id),
+    'in the order of the API: most recently active first',
+  )
+  await page.selectOption('#flow-select', { label: 'Memory Echo' })
+  await session(LONG_SESSION).waitFor()
+})
+
 t.test('a network failure: said in words', async (t) => {
   await page.route('**/api/v1/monitor/**', (route) => route.abort('internetdisconnected'))
   await page.selectOption('#flow-select', { label: 'Memory Echo' })
