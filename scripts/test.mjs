@@ -2,8 +2,8 @@
 // The test command: finds the real Postgres and Redis if they run, tells which
 // backends the storage and cache tests will use, runs tap over every package,
 // and ends with one line "N passed, N failed".
-import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
 import { connect } from 'node:net'
 
 const DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
@@ -49,13 +49,38 @@ if (process.env.CI && (!postgres || !redis)) {
   process.exit(1)
 }
 
-// The browser tests drive Debian's Chromium; without it they are left out here, never in CI.
-const CHROMIUM = '/usr/bin/chromium'
+// Tests that need a program of the machine (Debian's Chromium; a redis-server and Postgres server binaries
+// they start themselves) are left out here when it is missing, saying so; never in CI.
 const tapArgs = process.argv.slice(2)
-if (!process.env.CI && !existsSync(CHROMIUM)) {
-  console.log(`browser tests: left out (no ${CHROMIUM}; apt-get install -y chromium)`)
+const hasProgram = (cmd) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0
+const hasPostgresServer = () =>
+  existsSync('/usr/lib/postgresql') &&
+  readdirSync('/usr/lib/postgresql').some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/initdb`))
+const needs = [
+  {
+    what: 'browser tests',
+    glob: 'tests/browser/**',
+    present: () => existsSync('/usr/bin/chromium'),
+    hint: 'no /usr/bin/chromium; apt-get install -y chromium',
+  },
+  {
+    what: 'Redis fault test',
+    glob: 'tests/faults/redis-outage-load.test.ts',
+    present: () => hasProgram('redis-server'),
+    hint: 'no redis-server',
+  },
+  {
+    what: 'Postgres restart test',
+    glob: 'tests/faults/postgres-restart.test.ts',
+    present: hasPostgresServer,
+    hint: 'no /usr/lib/postgresql/<major>/bin/initdb',
+  },
+]
+const leftOut = process.env.CI ? [] : needs.filter((need) => !need.present())
+for (const need of leftOut) console.log(`${need.what}: left out (${need.hint})`)
+if (leftOut.length > 0) {
   // --exclude replaces tap's default exclude, so that one is given again
-  tapArgs.unshift('--exclude=**/@(fixture*(s)|dist)/**', '--exclude=tests/browser/**')
+  tapArgs.unshift('--exclude=**/@(fixture*(s)|dist)/**', ...leftOut.map((need) => `--exclude=${need.glob}`))
 }
 
 const tap = spawn('pnpm', ['exec', 'tap', ...tapArgs], { env, stdio: ['inherit', 'pipe', 'inherit'] })

@@ -5,8 +5,10 @@
 // Redis key prefix, removed at teardown; otherwise embedded in-memory PGlite and the in-process cache.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { type AddressInfo, createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
@@ -29,6 +31,8 @@ const SERVICES: { name: ServiceName; portVar: string }[] = [
 const READY_TIMEOUT_MS = 45_000
 const STOP_TIMEOUT_MS = 5_000
 const KILL_TIMEOUT_MS = 2_000
+/** Bound of waiting for a signalled service to exit (longer than the services' 10 s close-with-grace delay). */
+const SIGNAL_EXIT_TIMEOUT_MS = 20_000
 /** How much of each process's output is kept for failure messages. */
 const OUTPUT_KEEP_CHARS = 16_000
 
@@ -74,6 +78,21 @@ export interface ProcessStack {
   redisKeyPrefix: string
   /** Every process's newest output, for failure messages. */
   output(): string
+  /**
+   * Sends `signal` (default SIGKILL) to one service and waits (bounded) for it to exit; its exit is then
+   * no test failure. Resolves with how it exited: `code` (null when killed by a signal) and `signal`.
+   */
+  kill(name: ServiceName, signal?: NodeJS.Signals): Promise<ServiceExit>
+  /**
+   * Starts one service again (stopping it first if it still runs) on the same port, with the same
+   * environment and data, and waits for its `/ready`; `services[name]` is the new process afterwards.
+   */
+  restart(name: ServiceName): Promise<RunningService>
+}
+
+export interface ServiceExit {
+  code: number | null
+  signal: NodeJS.Signals | null
 }
 
 export interface ProcessStackOptions {
@@ -81,6 +100,11 @@ export interface ProcessStackOptions {
   env?: Partial<Record<ServiceName, Record<string, string>>>
   /** LOG_LEVEL of every service; default `warn` (the output is kept for failure messages). */
   logLevel?: string
+  /**
+   * Without Postgres, keep embedded PGlite's files in a temporary directory (removed at teardown) instead
+   * of memory, so that a restarted service finds its data again. No effect with Postgres.
+   */
+  persistentData?: boolean
 }
 
 /** `count` distinct free ports: bound together on port 0 (so they differ), then released. */
@@ -157,6 +181,7 @@ function spawnService(name: ServiceName, port: number, env: NodeJS.ProcessEnv): 
 /** Polls `/ready` until it answers 200; fails early, with the process's output, if the process exits. */
 async function waitReady(service: RunningService, deadline: number): Promise<void> {
   let last = 'no answer yet'
+  const timeoutMs = Math.max(0, deadline - Date.now())
   while (Date.now() < deadline) {
     if (exited(service.child)) {
       throw new Error(
@@ -173,7 +198,7 @@ async function waitReady(service: RunningService, deadline: number): Promise<voi
     }
     await sleep(150)
   }
-  throw new Error(`${service.name} was not ready within ${READY_TIMEOUT_MS} ms (last: ${last}):\n${service.output()}`)
+  throw new Error(`${service.name} was not ready within ${timeoutMs} ms (last: ${last}):\n${service.output()}`)
 }
 
 /** Loads a package installed for a workspace service (the root has no runtime dependencies of its own). */
@@ -239,11 +264,13 @@ export async function startProcessStack(t: Test, opts: ProcessStackOptions = {})
     gateway: gatewayPort,
   }
   const url = (name: ServiceName) => `http://127.0.0.1:${ports[name]}`
+  const dataDir =
+    opts.persistentData && !found.postgresUrl ? mkdtempSync(join(tmpdir(), 'session-runtime-stack-')) : undefined
   const common = {
     HOST: '127.0.0.1',
     LOG_LEVEL: opts.logLevel ?? 'warn',
     INTERNAL_TOKEN: randomBytes(24).toString('hex'),
-    DATA_DIR: 'memory://',
+    DATA_DIR: dataDir ?? 'memory://',
     MESSAGE_STORE_URL: url('message-store'),
     RUN_SERVICE_URL: url('run-service'),
   }
@@ -265,29 +292,68 @@ export async function startProcessStack(t: Test, opts: ProcessStackOptions = {})
 
   const services = {} as Record<ServiceName, RunningService>
   let stopping = false
+  /** Processes stopped on purpose (kill, restart): their exit is no failure. */
+  const expectedExits = new WeakSet<ChildProcess>()
   // Registered before anything can fail, so a failed start still stops what did start.
   t.teardown(async () => {
     stopping = true
     await Promise.all(Object.values(services).map((service) => stopProcess(service.child)))
     if (found.postgresUrl) await dropSchemas(found.postgresUrl, [schemas.messageStore, schemas.runService])
     if (found.redisUrl) await deleteRedisKeys(found.redisUrl, redisKeyPrefix)
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   })
-  for (const { name, portVar } of SERVICES) {
-    const env = childEnv({ ...common, ...perService[name], ...opts.env?.[name], [portVar]: String(ports[name]) })
-    services[name] = spawnService(name, ports[name], env)
-  }
+  const envOf = (name: ServiceName, portVar: string) =>
+    childEnv({ ...common, ...perService[name], ...opts.env?.[name], [portVar]: String(ports[name]) })
+  for (const { name, portVar } of SERVICES) services[name] = spawnService(name, ports[name], envOf(name, portVar))
   const output = () =>
     SERVICES.map(({ name }) => `--- ${name} ---\n${services[name].output() || '(no output)'}`).join('\n')
 
   const deadline = Date.now() + READY_TIMEOUT_MS
   // The gateway is ready only once both downstreams are; waiting on all three names the one that fails.
-  await Promise.all(SERVICES.map(({ name }) => waitReady(services[name], deadline)))
+  try {
+    await Promise.all(SERVICES.map(({ name }) => waitReady(services[name], deadline)))
+  } catch (error) {
+    // A test file whose top-level start fails may never reach its teardown: leave no process behind.
+    stopping = true
+    await Promise.all(Object.values(services).map((service) => stopProcess(service.child)))
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+    throw error
+  }
 
   // A service that dies later would otherwise show up only as refused connections.
-  for (const service of Object.values(services)) {
+  const watchExit = (service: RunningService) =>
     service.child.once('exit', (code, signal) => {
-      if (!stopping) t.fail(`${service.name} exited during the test (${signal ?? code}):\n${service.output()}`)
+      if (!stopping && !expectedExits.has(service.child)) {
+        t.fail(`${service.name} exited during the test (${signal ?? code}):\n${service.output()}`)
+      }
     })
+  for (const service of Object.values(services)) watchExit(service)
+
+  async function kill(name: ServiceName, signal: NodeJS.Signals = 'SIGKILL'): Promise<ServiceExit> {
+    const { child } = services[name]
+    expectedExits.add(child)
+    if (!exited(child)) child.kill(signal)
+    if (!(await waitExit(child, SIGNAL_EXIT_TIMEOUT_MS))) {
+      child.kill('SIGKILL')
+      await waitExit(child, KILL_TIMEOUT_MS)
+      throw new Error(
+        `${name} did not exit within ${SIGNAL_EXIT_TIMEOUT_MS} ms of ${signal}:\n${services[name].output()}`,
+      )
+    }
+    return { code: child.exitCode, signal: child.signalCode }
   }
-  return { gatewayUrl: url('gateway'), services, backends: found, schemas, redisKeyPrefix, output }
+
+  async function restart(name: ServiceName): Promise<RunningService> {
+    const old = services[name]
+    expectedExits.add(old.child)
+    await stopProcess(old.child)
+    const portVar = SERVICES.find((service) => service.name === name)?.portVar as string
+    const service = spawnService(name, ports[name], envOf(name, portVar))
+    services[name] = service
+    await waitReady(service, Date.now() + READY_TIMEOUT_MS)
+    watchExit(service)
+    return service
+  }
+
+  return { gatewayUrl: url('gateway'), services, backends: found, schemas, redisKeyPrefix, output, kill, restart }
 }

@@ -50,6 +50,16 @@ export interface CallOptions {
   signal?: AbortSignal
 }
 
+/** A lone UTF-16 surrogate (half of a pair), which UTF-8 cannot encode. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/**
+ * JSON.stringify replacer: a lone surrogate in a string (a run's input, a tweak) is sent as U+FFFD, as
+ * Postgres stores it in a text column, instead of a `\ud800` escape that its jsonb refuses.
+ */
+const wellFormed = (_key: string, value: unknown) =>
+  typeof value === 'string' ? value.replace(LONE_SURROGATE, '\ufffd') : value
+
 /** History read: `limit` and `order` may be left to the message-store's defaults (100, ASC). */
 export type HistoryParams = Omit<HistoryQuery, 'limit' | 'order'> & Partial<Pick<HistoryQuery, 'limit' | 'order'>>
 
@@ -177,7 +187,7 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
     if (call.requestId) headers[REQUEST_ID_HEADER] = call.requestId
     let body: string | undefined
     if (call.body !== undefined) {
-      body = JSON.stringify(call.body)
+      body = JSON.stringify(call.body, wellFormed)
       headers['content-type'] = 'application/json'
     }
     try {

@@ -2,6 +2,19 @@ import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
 import type { Database } from './database.js'
 
+/** A lone UTF-16 surrogate (half of a pair), which UTF-8 cannot encode. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
+
+/**
+ * Parameters as node-postgres sends them: a lone surrogate in a string (or in an array's strings) becomes
+ * U+FFFD. PGlite would miscount the bytes of such a string: "invalid byte sequence" or "malformed array literal".
+ */
+function wellFormed(params: unknown[] | undefined): unknown[] | undefined {
+  const fix = (value: unknown): unknown =>
+    typeof value === 'string' ? value.replace(LONE_SURROGATE, '\ufffd') : Array.isArray(value) ? value.map(fix) : value
+  return params?.map(fix)
+}
+
 /**
  * Embedded Postgres (PGlite, Postgres compiled to WebAssembly): the zero-install
  * default when no DATABASE_URL is given. `dataDir` undefined keeps data in memory.
@@ -13,11 +26,11 @@ export async function createPgliteDatabase(dataDir: string | undefined): Promise
   return {
     kind: 'pglite',
     schema: 'public',
-    query: (sql, params) => db.query(sql, params) as never,
+    query: (sql, params) => db.query(sql, wellFormed(params)) as never,
     transaction: (fn) =>
       db.transaction((tx) =>
         fn({
-          query: (sql, params) => tx.query(sql, params) as never,
+          query: (sql, params) => tx.query(sql, wellFormed(params)) as never,
           exec: async (sql) => {
             await tx.exec(sql)
           },

@@ -37,6 +37,10 @@ function toHttpError(err: FastifyError, bodyLimit: number, opts: ErrorEnvelopeOp
   if (err.code === '22P05' || err.code === '22021') {
     return new Errors.Validation('body contains a character that cannot be stored (NUL, \\u0000)')
   }
+  // …nor a lone UTF-16 surrogate (e.g. "\ud800") in JSON: 22P02, "Unicode low surrogate must follow a high surrogate"
+  if (err.code === '22P02' && /surrogate/i.test(`${(err as { detail?: string }).detail} ${err.message}`)) {
+    return new Errors.Validation('body contains a character that cannot be stored (a lone UTF-16 surrogate)')
+  }
   return err
 }
 
@@ -73,6 +77,18 @@ async function errorEnvelope(app: FastifyInstance, opts: ErrorEnvelopeOptions) {
     const code = err.code?.startsWith(`${prefix}_`) ? err.code : `${prefix}_BAD_REQUEST`
     return reply.code(status).send({ detail: err.message, code, ...opts.extraBody?.(error) })
   })
+  // A request that arrives while the server closes (on a keep-alive connection still busy when closing began)
+  // is refused with a 503 in the envelope; Fastify's own answer (return503OnClosing, turned off in
+  // serviceServerOptions) is no envelope. The connection is closed after the answer.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return
+    const err = new Errors.ShuttingDown()
+    return reply.code(503).header('connection', 'close').send({ detail: err.message, code: err.code })
+  })
   app.setNotFoundHandler((request, reply) => {
     const err = new Errors.NotFound(request.method, request.url.split('?')[0])
     reply.code(404).send({ detail: err.message, code: err.code })
@@ -93,5 +109,7 @@ export function serviceServerOptions(Errors: CommonErrors) {
     frameworkErrors: frameworkErrors(Errors),
     pluginTimeout: 60_000,
     routerOptions: { maxParamLength: 65_536 },
+    // errorEnvelope answers requests that arrive while closing, in the envelope
+    return503OnClosing: false,
   }
 }

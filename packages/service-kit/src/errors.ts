@@ -15,6 +15,7 @@ export function commonErrors(prefix: string) {
     ),
     NotFound: createError(`${prefix}_ROUTE_NOT_FOUND`, 'Route %s %s not found', 404),
     Unavailable: createError(`${prefix}_UNAVAILABLE`, 'Database unavailable: %s', 503),
+    ShuttingDown: createError(`${prefix}_SHUTTING_DOWN`, 'The service is shutting down; try again shortly', 503),
     Internal: createError(`${prefix}_INTERNAL`, 'Internal server error', 500),
   }
 }

@@ -6,6 +6,7 @@ export {
 } from './error-envelope.js'
 export { type CommonErrors, commonErrors } from './errors.js'
 export { default as internalAuth, type InternalAuthOptions } from './internal-auth.js'
+export { exceedsJsonLimits, type JsonLimitExceeded, type JsonLimits } from './json-limits.js'
 export {
   Counter,
   DEFAULT_LATENCY_BUCKETS,

@@ -1,4 +1,4 @@
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler, RouteOptions } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import promClient, { Registry } from 'prom-client'
@@ -18,6 +18,8 @@ export interface MetricsOptions {
   service: string
   /** Buckets of the route latency histogram, in seconds. */
   buckets?: number[]
+  /** Runs before `/metrics` answers, e.g. to require a scraper's token; default: none (open). */
+  onRequest?: onRequestHookHandler
 }
 
 /** Route latency buckets (seconds): fast reads up to long model runs. */
@@ -49,6 +51,7 @@ async function metrics(app: FastifyInstance, opts: MetricsOptions) {
     logLevel: 'warn',
     exposeHeadRoute: false,
     config: { disableMetrics: true },
+    ...(opts.onRequest ? { onRequest: opts.onRequest } : {}),
     schema: {
       hide: true,
       summary: 'Prometheus metrics (text format)',

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { NEXT_CURSOR_HEADER, REQUEST_ID_HEADER } from '@session-runtime/schemas'
 import { errorEnvelope, frameworkErrors, validation } from '@session-runtime/service-kit'
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyRequest, type RouteOptions } from 'fastify'
 import { type ApiKeyEntry, loadApiKeys, withoutApiKeyParam } from './api-keys.js'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
@@ -21,6 +22,8 @@ export interface GatewayOptions {
   keys?: ApiKeyEntry[]
   /** Shows a key created at this start, once; default: stdout. */
   printCreatedKey?: (line: string) => void
+  /** Sees every route as it is registered (tests list the routes to check that each one asks for a key). */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /** A secret in a header or in the query never reaches the logs. */
@@ -33,6 +36,24 @@ const logRedaction = {
     'headers["x-internal-token"]',
   ],
   censor: '[redacted]',
+}
+
+/**
+ * The API answers JSON and event streams only: its CSP allows nothing to load, run or frame. HSTS stays on
+ * the host it was sent by (behind a TLS proxy; browsers ignore it over plain HTTP).
+ */
+const HELMET_OPTIONS = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      defaultSrc: ["'none'"],
+      baseUri: ["'none'"],
+      formAction: ["'none'"],
+      frameAncestors: ["'none'"],
+    },
+  },
+  frameguard: { action: 'deny' as const },
+  strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: false },
 }
 
 /**
@@ -68,10 +89,13 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     },
     routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: true },
     frameworkErrors: frameworkErrors(Errors),
+    // the error envelope answers requests that arrive while closing (a 503 in the envelope)
+    return503OnClosing: false,
     // The request ID is made here, at the edge; a caller's x-request-id is not trusted.
     requestIdHeader: false,
     genReqId: () => randomUUID(),
   }).withTypeProvider<TypeBoxTypeProvider>()
+  if (options.onRoute) app.addHook('onRoute', options.onRoute)
 
   app.addHook('onSend', async (request, reply) => {
     reply.header(REQUEST_ID_HEADER, request.id)
@@ -95,6 +119,9 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     })
   }
 
+  // hardened headers on every answer; /docs and /playground/ replace the CSP with their own (routes/*.ts)
+  await app.register(helmet, HELMET_OPTIONS)
+
   await app.register(validation)
   await app.register(errorEnvelope, {
     prefix: 'GATEWAY',
@@ -103,7 +130,7 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     // A downstream's state is named: 502 failed, 503 unavailable, 504 timed out.
     shown5xx: [502, 503, 504],
   })
-  await app.register(metrics)
+  await app.register(metrics, { token: config.METRICS_TOKEN })
   await app.register(auth, { keys })
 
   const runService = { name: 'run-service', url: config.RUN_SERVICE_URL }

@@ -24,6 +24,8 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** Origins allowed to call the API from a browser: `*`, or a comma-separated list; empty: no CORS headers. */
   CORS_ORIGINS: Type.String({ default: '' }),
+  /** When set, `GET /metrics` needs `authorization: Bearer <METRICS_TOKEN>` (401 otherwise); empty: open. */
+  METRICS_TOKEN: Type.Union([Type.Literal(''), Type.String({ minLength: 16 })], { default: '' }),
   /** How long /ready waits for each downstream's /ready. */
   READY_TIMEOUT_MS: Type.Integer({ minimum: 50, default: 2000 }),
 })

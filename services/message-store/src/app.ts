@@ -1,5 +1,12 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation } from '@session-runtime/service-kit'
+import {
+  errorEnvelope,
+  exceedsJsonLimits,
+  internalAuth,
+  openapi,
+  serviceServerOptions,
+  validation,
+} from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
@@ -30,6 +37,13 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(database, { config })
   await app.register(history, { config })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
+  // Free JSON (`properties`, `content_blocks`) nested thousands of levels deep overflowed JSON.stringify when
+  // stored (a 500): every body is refused past BODY_MAX_DEPTH, after auth, before validation.
+  app.addHook('preValidation', async (request) => {
+    if (exceedsJsonLimits(request.body, { maxDepth: config.BODY_MAX_DEPTH })) {
+      throw new Errors.BodyTooDeep(config.BODY_MAX_DEPTH)
+    }
+  })
   // before the routes: the OpenAPI document is generated from the routes registered after it
   await app.register(openapi, {
     title: 'message-store',

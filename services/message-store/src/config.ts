@@ -34,6 +34,12 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   /** Body limit of the internal write API (batches). */
   INTERNAL_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+  /**
+   * Deepest nesting of objects and arrays in any request body, monitor or internal (the body is level 1; a
+   * message's `properties` start at level 2 in an edit, 3 in a write, 4 in a batch); 422 MSGSTORE_BODY_TOO_DEEP
+   * above it. At most 1000: JSON.stringify overflows the call stack on values nested a few thousand levels deep.
+   */
+  BODY_MAX_DEPTH: Type.Integer({ minimum: 4, maximum: 1000, default: 64 }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -5,6 +5,11 @@ import { commonErrors } from '@session-runtime/service-kit'
 export const Errors = {
   ...commonErrors('MSGSTORE'),
   InvalidCursor: createError('MSGSTORE_INVALID_CURSOR', '%s', 400),
+  BodyTooDeep: createError(
+    'MSGSTORE_BODY_TOO_DEEP',
+    'The request body nests objects and arrays deeper than the limit of %d levels',
+    422,
+  ),
   TooManySessions: createError('MSGSTORE_TOO_MANY_SESSIONS', 'At most %d session IDs per request', 400),
   MessageNotFound: createError('MSGSTORE_MESSAGE_NOT_FOUND', 'Message not found', 404),
   SessionNotFound: createError('MSGSTORE_SESSION_NOT_FOUND', '%s', 404),

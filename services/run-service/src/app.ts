@@ -48,12 +48,17 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
 
   // routes, one folder per resource
   await app.register(health)
-  await app.register(flows, { bodyLimit: config.FLOWS_BODY_LIMIT_BYTES })
+  await app.register(flows, {
+    bodyLimit: config.FLOWS_BODY_LIMIT_BYTES,
+    limits: { maxNodes: config.FLOW_MAX_NODES, maxEdges: config.FLOW_MAX_EDGES, maxDepth: config.FLOW_MAX_DEPTH },
+  })
   const model = createOpenAIModelPort({ timeoutMs: config.OPENAI_TIMEOUT_MS })
   app.addHook('onClose', async () => model.close())
   await app.register(run, {
     bodyLimit: config.RUN_BODY_LIMIT_BYTES,
     inputMaxChars: config.RUN_INPUT_MAX_CHARS,
+    tweaksMaxDepth: config.RUN_TWEAKS_MAX_DEPTH,
+    tweaksMaxKeys: config.RUN_TWEAKS_MAX_KEYS,
     flowCacheSize: config.FLOW_CACHE_SIZE,
     model,
     modelDefaults: {

@@ -26,6 +26,20 @@ export const ConfigSchema = Type.Object({
   RUN_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   /** Longest `input_value` of a run, in characters (413 above it). */
   RUN_INPUT_MAX_CHARS: Type.Integer({ minimum: 1, default: 100_000 }),
+  /** Most nodes in a flow's `data.nodes`, checked on import and update (413 RUNSVC_FLOW_TOO_MANY_NODES above it). */
+  FLOW_MAX_NODES: Type.Integer({ minimum: 1, default: 500 }),
+  /** Most edges in a flow's `data.edges`, checked on import and update (413 RUNSVC_FLOW_TOO_MANY_EDGES above it). */
+  FLOW_MAX_EDGES: Type.Integer({ minimum: 1, default: 2000 }),
+  /**
+   * Deepest nesting of objects and arrays in a flow import or update body (the body itself is level 1;
+   * Langflow exports reach about 12). 422 RUNSVC_FLOW_TOO_DEEP above it. At most 1000: JSON.stringify
+   * (storing the flow) overflows the call stack on values nested a few thousand levels deep.
+   */
+  FLOW_MAX_DEPTH: Type.Integer({ minimum: 2, maximum: 1000, default: 64 }),
+  /** Deepest nesting of a run's `tweaks` (the tweaks object is level 1, `{node: {field: value}}` is 2); 422 above it. */
+  RUN_TWEAKS_MAX_DEPTH: Type.Integer({ minimum: 1, maximum: 1000, default: 8 }),
+  /** Most entries in a run's `tweaks`: object keys and array items, counted at every level; 422 above it. */
+  RUN_TWEAKS_MAX_KEYS: Type.Integer({ minimum: 1, default: 1000 }),
   /** Parsed flows kept in memory for runs (by ID and row version, so an update is seen at once); 0: none. */
   FLOW_CACHE_SIZE: Type.Integer({ minimum: 0, default: 1000 }),
   /** OpenAI-compatible API for model nodes that set no base URL of their own. */

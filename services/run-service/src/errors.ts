@@ -11,6 +11,31 @@ export const Errors = {
   TweakConflict: createError('RUNSVC_TWEAK_CONFLICT', '%s', 400),
   UnknownOutputComponent: createError('RUNSVC_UNKNOWN_OUTPUT_COMPONENT', '%s', 400),
   InputTooLarge: createError('RUNSVC_INPUT_TOO_LARGE', 'input_value is longer than the limit of %d characters', 413),
+  FlowTooManyNodes: createError(
+    'RUNSVC_FLOW_TOO_MANY_NODES',
+    'data.nodes has %d nodes, more than the limit of %d nodes per flow',
+    413,
+  ),
+  FlowTooManyEdges: createError(
+    'RUNSVC_FLOW_TOO_MANY_EDGES',
+    'data.edges has %d edges, more than the limit of %d edges per flow',
+    413,
+  ),
+  FlowTooDeep: createError(
+    'RUNSVC_FLOW_TOO_DEEP',
+    'The flow body nests objects and arrays deeper than the limit of %d levels',
+    422,
+  ),
+  TweaksTooDeep: createError(
+    'RUNSVC_TWEAKS_TOO_DEEP',
+    'body/tweaks nests objects and arrays deeper than the limit of %d levels',
+    422,
+  ),
+  TweaksTooManyKeys: createError(
+    'RUNSVC_TWEAKS_TOO_MANY_KEYS',
+    'body/tweaks has more than the limit of %d keys and array items (counted at every level)',
+    422,
+  ),
   ComponentFailed: createError('RUNSVC_COMPONENT_FAILED', '%s', 500),
   ModelProviderFailed: createError('RUNSVC_MODEL_PROVIDER_FAILED', '%s', 502),
   RunCancelled: createError('RUNSVC_RUN_CANCELLED', 'The run was cancelled', 499),

@@ -48,6 +48,11 @@ export interface PlaygroundOptions {
  * Encapsulated: @fastify/static's reply decorations stay here. Hidden from the OpenAPI document.
  */
 export default async function playground(app: FastifyInstance, opts: PlaygroundOptions) {
+  // The gateway's API CSP (helmet) is not for these files: the shell gets PLAYGROUND_CSP (setHeaders), and
+  // a CSP only means something on the document, whose CSP governs the scripts and styles it loads.
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.raw.removeHeader('content-security-policy')
+  })
   await app.register(fastifyStatic, {
     root: opts.root ?? PLAYGROUND_DIR,
     prefix: '/playground/',

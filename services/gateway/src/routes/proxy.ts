@@ -21,6 +21,12 @@ export interface ProxyOptions {
   rateLimit: { max: number; windowMs: number }
 }
 
+/**
+ * Headers of the caller's connection to the gateway, never forwarded: `expect: 100-continue` (curl sends it
+ * for bodies over 1 KiB) is answered by the gateway's own server, the others name the hop's framing.
+ */
+const HOP_BY_HOP = ['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+
 /** Connection failures: the downstream is not there (or went away), so retrying later may help. */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET', 'UND_ERR_SOCKET'])
 
@@ -81,6 +87,8 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
   const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>) => {
     const out = { ...headers }
     delete out[API_KEY_HEADER]
+    // hop-by-hop: they concern the caller's connection only (undici refuses to forward them: a 502)
+    for (const name of HOP_BY_HOP) delete out[name]
     out[INTERNAL_TOKEN_HEADER] = opts.internalToken
     out[TENANT_HEADER] = request.tenant
     out[REQUEST_ID_HEADER] = request.id

@@ -85,6 +85,16 @@ export interface StackOptions {
   gateway?: GatewayOptions
   /** Overrides of the gateway's environment. */
   env?: Record<string, string>
+  /** Overrides of the run-service's environment (e.g. smaller limits). */
+  runServiceEnv?: Record<string, string>
+  /** Overrides of the message-store's environment. */
+  storeEnv?: Record<string, string>
+  /** The services' logs, at this level, to these streams; default: silent. */
+  serviceLogs?: { level: string; runService: LogStream; messageStore: LogStream }
+}
+
+export interface LogStream {
+  write: (line: string) => void
 }
 
 /**
@@ -93,7 +103,13 @@ export interface StackOptions {
  */
 export async function startStack(t: Test, opts: StackOptions = {}) {
   const msSchema = uniqueName('gw_ms')
-  const store = await buildMessageStore(loadMessageStoreConfig(storageEnv(msSchema) as NodeJS.ProcessEnv))
+  const logs = opts.serviceLogs
+  const logLevel = logs ? { LOG_LEVEL: logs.level } : {}
+  const logged = (stream: LogStream | undefined) => (logs && stream ? { logger: { level: logs.level, stream } } : {})
+  const store = await buildMessageStore(
+    loadMessageStoreConfig({ ...storageEnv(msSchema), ...logLevel, ...opts.storeEnv } as NodeJS.ProcessEnv),
+    logged(logs?.messageStore),
+  )
   await store.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await store.close()
@@ -104,11 +120,14 @@ export async function startStack(t: Test, opts: StackOptions = {}) {
   const runService = await buildRunService(
     loadRunServiceConfig({
       ...storageEnv(rsSchema),
+      ...logLevel,
       MESSAGE_STORE_URL: urlOf(store),
       OPENAI_BASE_URL: opts.modelUrl ?? 'http://127.0.0.1:1/v1',
       OPENAI_API_KEY: 'sk-test',
       OPENAI_DEFAULT_MODEL: 'fake-model',
+      ...opts.runServiceEnv,
     } as NodeJS.ProcessEnv),
+    logged(logs?.runService),
   )
   /** What the run-service received: the headers of every request. */
   const seen: Record<string, string | string[] | undefined>[] = []

@@ -58,6 +58,11 @@ export interface InsertResult {
   results: Array<StoredMessage[] | MessageIdConflictError>
   /** Per session touched by the statement. */
   appends: SessionAppend[]
+  /**
+   * The sessions of replayed ids, at their current version: an earlier attempt may have committed
+   * without being answered (nor the cache updated), so their cached histories must be invalidated.
+   */
+  replayed: Array<SessionChange & { tenant: string }>
   /** Rows the statement inserted (replayed ids are not inserted again). */
   inserted: number
 }
@@ -171,6 +176,7 @@ export async function insertMessages(db: Database, requests: WriteRequest[]): Pr
       append.entries.push({ json: row.json, sortKey: row.sort_key, sender: row.sender, senderName: row.sender_name })
     }
   }
+  const replayedSessions: InsertResult['replayed'] = []
   const results = await Promise.all(
     requests.map(async ({ tenant, inputs }) => {
       const byId = new Map<string, StoredMessage>()
@@ -184,18 +190,36 @@ export async function insertMessages(db: Database, requests: WriteRequest[]): Pr
       }
       const replayed = inputs.filter((input) => !byId.has(input.id)).map((input) => input.id)
       if (replayed.length > 0) {
-        const existing = await db.query<{ id: string; json: string }>(
-          'SELECT m.id, message_json(m) AS json FROM messages m WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])',
+        const existing = await db.query<{
+          id: string
+          json: string
+          flow_id: string
+          session_id: string
+          version: string | null
+        }>(
+          `SELECT m.id, message_json(m) AS json, m.flow_id, m.session_id, s.version FROM messages m
+           LEFT JOIN sessions s ON s.tenant_id = m.tenant_id AND s.flow_id = m.flow_id AND s.session_id = m.session_id
+           WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[])`,
           [tenant, replayed],
         )
-        for (const row of existing.rows) byId.set(row.id, { id: row.id, json: row.json, created: false })
+        for (const row of existing.rows) {
+          byId.set(row.id, { id: row.id, json: row.json, created: false })
+          if (row.version !== null) {
+            replayedSessions.push({
+              tenant,
+              flowId: row.flow_id,
+              sessionId: row.session_id,
+              version: Number(row.version),
+            })
+          }
+        }
         const foreign = replayed.filter((id) => !byId.has(id))
         if (foreign.length > 0) return new MessageIdConflictError(foreign)
       }
       return inputs.map((input) => byId.get(input.id) as StoredMessage)
     }),
   )
-  return { results, appends: [...appends.values()], inserted: rows.length }
+  return { results, appends: [...appends.values()], inserted: rows.length, replayed: replayedSessions }
 }
 
 /** A session's latest non-error messages (newest first) and its version, read in one snapshot. */

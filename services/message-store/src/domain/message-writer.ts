@@ -80,6 +80,8 @@ export class MessageWriter {
     }
     this.stored += result.inserted
     await this.history.afterInsert(result.appends)
+    // A replayed id may have committed in an attempt whose answer was lost: its cached history may lack it.
+    await Promise.all(result.replayed.map((r) => this.history.afterChange(r.tenant, [r])))
     batch.forEach((pending, i) => {
       const outcome = result.results[i]
       if (outcome instanceof MessageIdConflictError) pending.reject(outcome)

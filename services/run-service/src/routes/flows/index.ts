@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope } from '@session-runtime/schemas'
+import { exceedsJsonLimits } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { createFlow, deleteFlow, getFlow, isUuid, listFlows, updateFlow } from '../../domain/flow-repository.js'
 import { parseFlow, runnableGraph } from '../../engine/index.js'
@@ -26,6 +27,20 @@ function endpointName(value: string | null | undefined): string | null | undefin
   return value
 }
 
+export interface FlowLimits {
+  maxNodes: number
+  maxEdges: number
+  maxDepth: number
+}
+
+/** The size limits of a stored flow (413 too many nodes or edges, 422 too deep), before anything else is checked. */
+function checkFlowLimits(body: unknown, data: { nodes: unknown[]; edges?: unknown[] | undefined }, limits: FlowLimits) {
+  if (exceedsJsonLimits(body, { maxDepth: limits.maxDepth })) throw new Errors.FlowTooDeep(limits.maxDepth)
+  if (data.nodes.length > limits.maxNodes) throw new Errors.FlowTooManyNodes(data.nodes.length, limits.maxNodes)
+  const edges = data.edges?.length ?? 0
+  if (edges > limits.maxEdges) throw new Errors.FlowTooManyEdges(edges, limits.maxEdges)
+}
+
 /** Every problem of the graph as one 422 (FlowInvalidError, answered with `problems`). */
 function validateGraph(flow: { data: unknown }): void {
   runnableGraph(parseFlow(flow))
@@ -35,7 +50,7 @@ function validateGraph(flow: { data: unknown }): void {
  * The flows API (spec §6), reached through the gateway, which names the tenant.
  * Every lookup is tenant-scoped: another tenant's flow is a 404 like a missing one.
  */
-const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, opts) => {
+const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number; limits: FlowLimits }> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
   app.addHook('onRequest', app.seedExampleFlows)
 
@@ -54,6 +69,7 @@ const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, opts
     },
     async (request, reply) => {
       const body = request.body
+      checkFlowLimits(body, body.data, opts.limits)
       const name = endpointName(body.endpoint_name)
       validateGraph(body)
       const { flow, originalId } = await createFlow(app.db, request.tenant, {
@@ -92,6 +108,7 @@ const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, opts
     },
     async (request) => {
       const { name, description, data } = request.body
+      if (data !== undefined) checkFlowLimits(request.body, data, opts.limits)
       const endpoint = endpointName(request.body.endpoint_name)
       if (data !== undefined) validateGraph({ data })
       return updateFlow(app.db, request.tenant, request.params.id.toLowerCase(), {

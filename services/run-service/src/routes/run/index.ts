@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
 import { ErrorEnvelope } from '@session-runtime/schemas'
+import { exceedsJsonLimits } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.js'
@@ -10,6 +11,7 @@ import {
   executeRun,
   type ModelDefaults,
   type ModelPort,
+  ModelProviderError,
   planRun,
   RunAbortedError,
   type RunEvent,
@@ -23,6 +25,9 @@ import { ValidationEnvelope } from '../../schemas/flows.js'
 export interface RunRoutesOptions {
   bodyLimit: number
   inputMaxChars: number
+  /** Deepest nesting and most entries (keys and items, at every level) of `tweaks`; 422 beyond either. */
+  tweaksMaxDepth: number
+  tweaksMaxKeys: number
   /** How many parsed flows to keep (FlowGraphCache); 0: none. */
   flowCacheSize: number
   model: ModelPort
@@ -62,6 +67,29 @@ function failure(error: unknown): { status: number; detail: string; code: string
   }
   if (!mapped) return undefined
   return { status: mapped.statusCode ?? 500, detail: mapped.message, code: mapped.code }
+}
+
+/**
+ * What a failed run logs. Message text never goes to the logs, and a failed component's error carries the
+ * stored error message, and its cause's words may quote the input (a model provider's error often echoes the
+ * prompt): of those, only names, codes, the provider's HTTP status and the stack frames are kept.
+ */
+function loggedFailure(error: unknown): Record<string, unknown> {
+  if (!(error instanceof ComponentFailedError)) return { err: error }
+  const cause = error.cause
+  const provider =
+    cause instanceof ModelProviderError
+      ? (cause.cause as { status?: unknown; code?: unknown; type?: unknown } | undefined)
+      : undefined
+  return {
+    code: error.code,
+    component: error.component,
+    cause: cause instanceof Error ? cause.name : typeof cause,
+    ...(cause instanceof ModelProviderError
+      ? { provider: { timeout: cause.timeout, status: provider?.status, code: provider?.code, type: provider?.type } }
+      : {}),
+    stack: cause instanceof Error ? cause.stack?.replace(`${cause.name}: ${cause.message}`, cause.name) : undefined,
+  }
 }
 
 /** Code points, counted only when the UTF-16 length could exceed the limit. */
@@ -133,6 +161,9 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       if (typeof body.input_value === 'string' && tooLong(body.input_value, opts.inputMaxChars)) {
         throw new Errors.InputTooLarge(opts.inputMaxChars)
       }
+      const tweaks = exceedsJsonLimits(body.tweaks, { maxDepth: opts.tweaksMaxDepth, maxEntries: opts.tweaksMaxKeys })
+      if (tweaks === 'depth') throw new Errors.TweaksTooDeep(opts.tweaksMaxDepth)
+      if (tweaks === 'entries') throw new Errors.TweaksTooManyKeys(opts.tweaksMaxKeys)
       const flow = await loadRunnableFlow(app.db, flowGraphs, request.tenant, request.params.flow_id_or_endpoint_name)
       const plan = planRun(flow.graph, flow.id, body)
       // Every line of this run names its flow and, as soon as it is known, its session (the request ID is there).
@@ -168,7 +199,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         } catch (error) {
           const failed = failure(error)
           if (!failed) throw error
-          if (failed.status >= 500) request.log.error({ err: error }, 'run failed')
+          if (failed.status >= 500) request.log.error(loggedFailure(error), 'run failed')
           return reply.code(failed.status as 500).send({ detail: failed.detail, code: failed.code })
         }
       }
@@ -187,7 +218,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         writeEvent(reply, { event: 'end', data: { result: completed(buildRunResponse(plan, outcome)) } })
       } catch (error) {
         const failed = failure(error)
-        if (!failed || failed.status >= 500) request.log.error({ err: error }, 'streamed run failed')
+        if (!failed || failed.status >= 500) request.log.error(loggedFailure(error), 'streamed run failed')
         status = failed?.status ?? 500
         writeEvent(reply, { event: 'error', data: { error: failed?.detail ?? 'Internal server error' } })
       } finally {

@@ -1,0 +1,635 @@
+/**
+ * `pnpm soak` (root; not in CI): SOAK_MINUTES (default 10, at least 2) of mixed runs and monitor reads through the
+ * gateway, on real Postgres and Redis, the three services as child processes started like
+ * scripts/start.mjs starts them. The first minute is warm-up. Records:
+ *   - errors: any answer that is not 2xx, a network error, a timeout, a stream that does not end with `end`
+ *     (target 0);
+ *   - latency per minute (p50, p99, count; runs and reads apart; per request kind in minute 2 and the last);
+ *   - each service's RSS (VmRSS from /proc/<pid>/status, sampled every 5 s): at the start (median of the
+ *     samples of minute 2, the first after warm-up) and at the end (median of the last minute's: a GC'd
+ *     process's RSS swings by tens of percent between samples), target growth ≤ 10%;
+ *   - afterwards, the stored messages counted in Postgres against the acknowledged runs (2 messages each).
+ * Prints a table and writes (replaces) the "Soak" section of docs/reliability.md (SOAK_DOCS=0: not).
+ *
+ * Load: SOAK_CONCURRENCY (default 8) closed-loop workers, each sending one request after the other:
+ *   45% POST /api/v1/run/memory-echo (Memory Echo: stores the input, reads the session's history from the
+ *       message-store's cache, stores the reply), 10% the same streamed (?stream=true),
+ *   25% GET /api/v1/monitor/messages of one session, 10% GET /api/v1/monitor/sessions (50),
+ *   10% GET /api/v1/monitor/messages of the flow, newest 100.
+ * Sessions: SOAK_SESSIONS (default 200) slots; a slot's session is replaced by a new one after 20 runs, so
+ * histories stay short (as chats do) and new sessions keep arriving.
+ *
+ * Settings: SOAK_MINUTES, SOAK_CONCURRENCY, SOAK_SESSIONS, SOAK_DATABASE_URL
+ * (postgres://postgres@127.0.0.1:5432/postgres), SOAK_REDIS_URL (redis://127.0.0.1:6379), SOAK_LOG_LEVEL
+ * (warn), SOAK_DOCS (1). Own Postgres schemas and Redis key prefix, removed afterwards.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { connect, createServer } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+
+const env = process.env
+const num = (value: string | undefined, fallback: number) => {
+  const n = Number(value)
+  return value && Number.isFinite(n) && n > 0 ? n : fallback
+}
+
+const MINUTES = Math.max(2, Math.round(num(env.SOAK_MINUTES, 10)))
+const CONCURRENCY = num(env.SOAK_CONCURRENCY, 8)
+const SESSIONS = num(env.SOAK_SESSIONS, 200)
+const RUNS_PER_SESSION = 20
+const DATABASE_URL = env.SOAK_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
+const REDIS_URL = env.SOAK_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const LOG_LEVEL = env.SOAK_LOG_LEVEL ?? 'warn'
+const WRITE_DOCS = env.SOAK_DOCS !== '0'
+const WARMUP_MS = 60_000
+const SAMPLE_MS = 5_000
+const WINDOW_MS = 60_000
+const REQUEST_TIMEOUT_MS = 30_000
+const MAX_GROWTH = 0.1
+
+const TENANT = 'soak-tenant'
+const API_KEY = `soak-key-${randomBytes(12).toString('hex')}`
+const INTERNAL_TOKEN = `soak-${randomBytes(12).toString('hex')}`
+const SUFFIX = `${process.pid}_${randomBytes(3).toString('hex')}`
+const SCHEMAS = { 'message-store': `soak_ms_${SUFFIX}`, 'run-service': `soak_rs_${SUFFIX}` }
+const REDIS_PREFIX = `soak:${SUFFIX}:`
+
+const SERVICES_DIR = fileURLToPath(new URL('../../', import.meta.url))
+const DOCS = fileURLToPath(new URL('../../../docs/reliability.md', import.meta.url))
+
+const log = (line: string) => console.log(line)
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+// ---------------------------------------------------------------- backends
+
+function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1500, () => done(false))
+    socket.on('error', () => done(false))
+    socket.on('connect', () => socket.write(probe))
+    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
+  })
+}
+
+const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
+const [hasPostgres, hasRedis] = await Promise.all([
+  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
+  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
+])
+if (!hasPostgres || !hasRedis) {
+  console.error(
+    `The soak runs on Postgres and Redis: ${hasPostgres ? '' : `no Postgres at ${DATABASE_URL}; `}` +
+      `${hasRedis ? '' : `no Redis at ${REDIS_URL}; `}start them (or set SOAK_DATABASE_URL / SOAK_REDIS_URL).`,
+  )
+  process.exit(1)
+}
+
+async function withPg<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  try {
+    return await fn(client)
+  } finally {
+    await client.end()
+  }
+}
+
+interface RedisLike {
+  connect(): Promise<void>
+  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
+  del(...keys: string[]): Promise<number>
+  info(section: string): Promise<string>
+  disconnect(): void
+}
+
+/** ioredis is the message-store's dependency, not the gateway's: borrowed from there. */
+function redisClient(): RedisLike {
+  const require = createRequire(join(SERVICES_DIR, 'message-store', 'package.json'))
+  const { Redis } = require('ioredis') as { Redis: new (url: string, opts: object) => RedisLike }
+  return new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+}
+
+async function cleanUpBackends() {
+  await withPg(async (client) => {
+    for (const schema of Object.values(SCHEMAS)) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+  })
+  const redis = redisClient()
+  try {
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.del(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+async function backendVersions(): Promise<string> {
+  const pgVersion = await withPg(
+    async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v,
+  )
+  const redis = redisClient()
+  await redis.connect()
+  const info = await redis.info('server')
+  redis.disconnect()
+  return `Postgres ${pgVersion?.split(' ')[0]}, Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'}`
+}
+
+// ---------------------------------------------------------------- processes
+
+type ServiceName = 'message-store' | 'run-service' | 'gateway'
+interface Service {
+  name: ServiceName
+  url: string
+  child: ChildProcess
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Variables of this shell that must not reach the services: their settings are made here. */
+const STRIPPED = [
+  /^(DATABASE|REDIS|CACHE|OPENAI)_/,
+  /^(HOST|LOG_LEVEL|INTERNAL_TOKEN|API_KEYS|DATA_DIR)$/,
+  /_(PORT|URL)$/,
+]
+
+const services: Service[] = []
+let stopping = false
+let serviceErrors = 0
+
+function spawnService(name: ServiceName, port: number, serviceEnv: Record<string, string>): Service {
+  const childEnv: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && !STRIPPED.some((p) => p.test(k))) childEnv[k] = v
+  }
+  const child = spawn(process.execPath, ['--conditions=@session-runtime/source', '--import', 'tsx', 'src/server.ts'], {
+    cwd: join(SERVICES_DIR, name),
+    env: {
+      ...childEnv,
+      ...serviceEnv,
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      LOG_LEVEL,
+      INTERNAL_TOKEN,
+      DATA_DIR: 'memory://',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  // Passed on; with LOG_LEVEL=warn every line is worth seeing, and counted.
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8')
+      serviceErrors += text.split('\n').filter((l) => /"level":(50|60)/.test(l)).length
+      process.stderr.write(text.replace(/^(?=.)/gm, `[${name}] `))
+    })
+  }
+  child.once('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`${name} exited during the soak (${signal ?? code})`)
+      process.exitCode = 1
+    }
+  })
+  return { name, url: `http://127.0.0.1:${port}`, child }
+}
+
+async function waitReady(service: Service) {
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    if (service.child.exitCode !== null) throw new Error(`${service.name} exited while starting`)
+    try {
+      const res = await fetch(`${service.url}/ready`, { signal: AbortSignal.timeout(2000) })
+      if (res.ok) return
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`${service.name} not ready at ${service.url} after 90 s`)
+    await sleep(200)
+  }
+}
+
+async function stopAll() {
+  stopping = true
+  await Promise.all(
+    services.map(async ({ child }) => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+      await exited
+      clearTimeout(timer)
+    }),
+  )
+}
+
+async function startStack(): Promise<string> {
+  const [storePort, runPort, gatewayPort] = [await freePort(), await freePort(), await freePort()]
+  const storeUrl = `http://127.0.0.1:${storePort}`
+  const runUrl = `http://127.0.0.1:${runPort}`
+  const store = spawnService('message-store', storePort, {
+    MESSAGE_STORE_PORT: String(storePort),
+    DATABASE_URL,
+    DATABASE_SCHEMA: SCHEMAS['message-store'],
+    REDIS_URL,
+    REDIS_KEY_PREFIX: REDIS_PREFIX,
+  })
+  const run = spawnService('run-service', runPort, {
+    RUN_SERVICE_PORT: String(runPort),
+    DATABASE_URL,
+    DATABASE_SCHEMA: SCHEMAS['run-service'],
+    MESSAGE_STORE_URL: storeUrl,
+  })
+  services.push(store, run)
+  await Promise.all([waitReady(store), waitReady(run)])
+  const gateway = spawnService('gateway', gatewayPort, {
+    GATEWAY_PORT: String(gatewayPort),
+    API_KEYS: `${TENANT}=${API_KEY}`,
+    RUN_SERVICE_URL: runUrl,
+    MESSAGE_STORE_URL: storeUrl,
+  })
+  services.push(gateway)
+  await waitReady(gateway)
+  return gateway.url
+}
+
+/** VmRSS of a process, in bytes (Linux); undefined when it cannot be read. */
+async function rss(pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
+    return kb === undefined ? undefined : Number(kb) * 1024
+  } catch {
+    return undefined
+  }
+}
+
+/** Busy jiffies of the machine and user + system jiffies of the given processes (Linux). */
+async function cpuTicks(pids: (number | undefined)[]): Promise<{ machine: number; ours: number } | undefined> {
+  try {
+    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? ''
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = line.split(/\s+/).slice(1).map(Number)
+    let ours = 0
+    for (const pid of pids) {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ours += Number(fields[11]) + Number(fields[12])
+    }
+    return { machine: user + nice + system + irq + softirq + steal, ours }
+  } catch {
+    return undefined
+  }
+}
+
+// ---------------------------------------------------------------- load
+
+type Kind = 'run' | 'run-stream' | 'session-history' | 'session-list' | 'flow-page'
+const MIX: [Kind, number][] = [
+  ['run', 0.45],
+  ['run-stream', 0.1],
+  ['session-history', 0.25],
+  ['session-list', 0.1],
+  ['flow-page', 0.1],
+]
+
+interface Minute {
+  latencies: number[]
+  /** Latencies of runs (streamed or not) and of monitor reads, apart. */
+  runs: number[]
+  reads: number[]
+  byKind: Map<Kind, number[]>
+  errors: number
+  /** The machine's 1-minute load average at the minute's last sample (other work on the machine shows here). */
+  load?: number
+  rss: Partial<Record<ServiceName, number>>
+}
+
+const minutes: Minute[] = []
+const errorsByKind = new Map<string, number>()
+const errorSamples: string[] = []
+const countByKind = new Map<Kind, number>()
+let acknowledgedRuns = 0
+
+function pick(): Kind {
+  let r = Math.random()
+  for (const [kind, share] of MIX) {
+    r -= share
+    if (r < 0) return kind
+  }
+  return 'run'
+}
+
+const slots = Array.from({ length: SESSIONS }, (_, i) => ({ id: `soak-${i}-0`, generation: 0, runs: 0 }))
+/** Sessions that have at least one acknowledged run: the monitor reads pick from these. */
+const used: string[] = []
+const usedSet = new Set<string>()
+
+function sessionForRun() {
+  const slot = slots[Math.floor(Math.random() * slots.length)] as (typeof slots)[number]
+  if (slot.runs >= RUNS_PER_SESSION) {
+    slot.generation++
+    slot.runs = 0
+    slot.id = slot.id.replace(/-\d+$/, `-${slot.generation}`)
+  }
+  slot.runs++
+  return slot.id
+}
+
+async function one(gatewayUrl: string, flowId: string, kind: Kind): Promise<void> {
+  const headers: Record<string, string> = { 'x-api-key': API_KEY }
+  const signal = AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+  if (kind === 'run' || kind === 'run-stream') {
+    const session = sessionForRun()
+    const stream = kind === 'run-stream'
+    const res = await fetch(`${gatewayUrl}/api/v1/run/memory-echo${stream ? '?stream=true' : ''}`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ input_value: `message ${randomBytes(6).toString('hex')}`, session_id: session }),
+      signal,
+    })
+    const text = await res.text()
+    if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 200)}`)
+    if (stream) {
+      const last = text.trim().split('\n').at(-1) ?? ''
+      if (!last.startsWith('{"event":"end"')) throw new Error(`stream ended with ${last.slice(0, 200)}`)
+    }
+    acknowledgedRuns++
+    if (!usedSet.has(session)) {
+      usedSet.add(session)
+      used.push(session)
+    }
+    return
+  }
+  const session = used[Math.floor(Math.random() * used.length)] ?? 'none'
+  const path =
+    kind === 'session-history'
+      ? `/api/v1/monitor/messages?flow_id=${flowId}&session_id=${encodeURIComponent(session)}`
+      : kind === 'session-list'
+        ? `/api/v1/monitor/sessions?flow_id=${flowId}&limit=50`
+        : `/api/v1/monitor/messages?flow_id=${flowId}&order=DESC&limit=100`
+  const res = await fetch(`${gatewayUrl}${path}`, { headers, signal })
+  const text = await res.text()
+  if (res.status !== 200) throw new Error(`${res.status} ${text.slice(0, 200)}`)
+}
+
+// ---------------------------------------------------------------- main
+
+const startedAt = new Date()
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+const mib = (bytes: number | undefined) => (bytes === undefined ? '—' : `${fmt(bytes / 2 ** 20, 1)}`)
+const quantile = (sorted: number[], q: number) =>
+  sorted.length === 0 ? Number.NaN : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number)
+const median = (values: number[]) =>
+  quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  )
+
+let stored = Number.NaN
+let storedReplies = Number.NaN
+const samples: { at: number; rss: Partial<Record<ServiceName, number>> }[] = []
+let loadStartedAt = 0
+let loadEndedAt = 0
+let versions = ''
+let cpu: { machine: number; ours: number } | undefined
+try {
+  versions = await backendVersions()
+  log(`soak: ${MINUTES} min (1 min warm-up), ${CONCURRENCY} workers, ${SESSIONS} session slots; ${versions}`)
+  const gatewayUrl = await startStack()
+  const flows = (await (await fetch(`${gatewayUrl}/api/v1/flows/`, { headers: { 'x-api-key': API_KEY } })).json()) as {
+    id: string
+    endpoint_name?: string
+  }[]
+  const flowId = flows.find((f) => f.endpoint_name === 'memory-echo')?.id
+  if (!flowId) throw new Error('the Memory Echo example flow is missing')
+
+  const ourPids = () => [process.pid, ...services.map((svc) => svc.child.pid)]
+  const cpuBefore = await cpuTicks(ourPids())
+  loadStartedAt = Date.now()
+  const endAt = loadStartedAt + MINUTES * 60_000
+  const minuteOf = (t: number) => Math.min(MINUTES - 1, Math.floor((t - loadStartedAt) / 60_000))
+  for (let m = 0; m < MINUTES; m++)
+    minutes.push({ latencies: [], runs: [], reads: [], byKind: new Map(), errors: 0, rss: {} })
+
+  const sampler = (async () => {
+    while (Date.now() < endAt) {
+      const at = Date.now()
+      const values: Partial<Record<ServiceName, number>> = {}
+      for (const s of services) values[s.name] = await rss(s.child.pid)
+      samples.push({ at, rss: values })
+      const minute = minutes[minuteOf(at)]
+      if (minute) {
+        minute.rss = values
+        minute.load = os.loadavg()[0]
+      }
+      await sleep(Math.min(SAMPLE_MS, Math.max(0, endAt - Date.now())))
+    }
+  })()
+  let reported = 0
+  const report = (minute: number) =>
+    log(
+      `  minute ${minute + 1}: ${fmt(minutes[minute]?.latencies.length ?? 0)} requests, ${minutes[minute]?.errors ?? 0} errors`,
+    )
+  const workers = Array.from({ length: CONCURRENCY }, async () => {
+    while (Date.now() < endAt) {
+      const kind = pick()
+      const t0 = performance.now()
+      const at = Date.now()
+      try {
+        await one(gatewayUrl, flowId, kind)
+      } catch (err) {
+        const minute = minutes[minuteOf(at)]
+        if (minute) minute.errors++
+        errorsByKind.set(kind, (errorsByKind.get(kind) ?? 0) + 1)
+        if (errorSamples.length < 10) errorSamples.push(`${kind}: ${(err as Error).message}`)
+      }
+      const elapsed = performance.now() - t0
+      const minute = minutes[minuteOf(at)]
+      minute?.latencies.push(elapsed)
+      ;(kind.startsWith('run') ? minute?.runs : minute?.reads)?.push(elapsed)
+      if (minute && !minute.byKind.has(kind)) minute.byKind.set(kind, [])
+      minute?.byKind.get(kind)?.push(elapsed)
+      countByKind.set(kind, (countByKind.get(kind) ?? 0) + 1)
+      if (minuteOf(Date.now()) > reported) report(reported++)
+    }
+  })
+  await Promise.all([...workers, sampler])
+  while (reported < MINUTES) report(reported++)
+  loadEndedAt = Date.now()
+  const cpuAfter = await cpuTicks(ourPids())
+  if (cpuBefore && cpuAfter) {
+    // Jiffies are 1/100 s on Linux.
+    const seconds = ((loadEndedAt - loadStartedAt) / 1000) * 100
+    cpu = {
+      machine: (cpuAfter.machine - cpuBefore.machine) / seconds,
+      ours: (cpuAfter.ours - cpuBefore.ours) / seconds,
+    }
+  }
+
+  // Nothing acknowledged lost: every acknowledged run stored its question and its reply.
+  await withPg(async (client) => {
+    const { rows } = await client.query<{ all: string; replies: string }>(
+      `SELECT count(*) AS all, count(*) FILTER (WHERE sender = 'Machine') AS replies FROM "${SCHEMAS['message-store']}".messages`,
+    )
+    stored = Number(rows[0]?.all)
+    storedReplies = Number(rows[0]?.replies)
+  })
+} finally {
+  await stopAll()
+  await cleanUpBackends().catch((err) => console.error(`clean-up: ${(err as Error).message}`))
+}
+
+// ---------------------------------------------------------------- report
+
+const names: ServiceName[] = ['gateway', 'run-service', 'message-store']
+const window = (from: number, to: number) => samples.filter((s) => s.at >= from && s.at < to)
+const startWindow = window(loadStartedAt + WARMUP_MS, loadStartedAt + WARMUP_MS + WINDOW_MS)
+const endWindow = window(loadEndedAt - WINDOW_MS, loadEndedAt + 1)
+const memoryRows = names.map((name) => {
+  const start = median(startWindow.map((s) => s.rss[name]).filter((v): v is number => v !== undefined))
+  const end = median(endWindow.map((s) => s.rss[name]).filter((v): v is number => v !== undefined))
+  const peak = Math.max(...samples.map((s) => s.rss[name] ?? 0))
+  const growth = end / start - 1
+  return { name, start, end, peak, growth, pass: growth <= MAX_GROWTH }
+})
+const totalRequests = minutes.reduce((sum, m) => sum + m.latencies.length, 0)
+const totalErrors = minutes.reduce((sum, m) => sum + m.errors, 0)
+const allLatencies = minutes.flatMap((m) => m.latencies).sort((a, b) => a - b)
+const afterWarmup = minutes
+  .slice(1)
+  .flatMap((m) => m.latencies)
+  .sort((a, b) => a - b)
+
+const minuteTable = [
+  '| minute | requests | req/s | errors | p50 ms | p99 ms | p99 runs ms | p99 reads ms | load avg | RSS gateway / run-service / message-store MiB |',
+  '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ...minutes.map((m, i) => {
+    const sorted = [...m.latencies].sort((a, b) => a - b)
+    const p99 = (values: number[]) =>
+      fmt(
+        quantile(
+          [...values].sort((a, b) => a - b),
+          0.99,
+        ),
+        1,
+      )
+    const mem = names.map((n) => mib(m.rss[n])).join(' / ')
+    return `| ${i + 1}${i === 0 ? ' (warm-up)' : ''} | ${fmt(sorted.length)} | ${fmt(sorted.length / 60)} | ${m.errors} | ${fmt(quantile(sorted, 0.5), 1)} | ${fmt(quantile(sorted, 0.99), 1)} | ${p99(m.runs)} | ${p99(m.reads)} | ${fmt(m.load ?? Number.NaN, 1)} | ${mem} |`
+  }),
+]
+const memoryTable = [
+  `| service | RSS after warm-up MiB | RSS at the end MiB | growth | peak MiB | ≤ ${fmt(MAX_GROWTH * 100)}% |`,
+  '|---|--:|--:|--:|--:|:-:|',
+  ...memoryRows.map(
+    (r) =>
+      `| ${r.name} | ${mib(r.start)} | ${mib(r.end)} | ${r.growth >= 0 ? '+' : ''}${fmt(r.growth * 100, 1)}% | ${mib(r.peak)} | ${r.pass ? '✔' : '✘'} |`,
+  ),
+]
+const p99Of = (values: number[] | undefined) =>
+  fmt(
+    quantile(
+      [...(values ?? [])].sort((a, b) => a - b),
+      0.99,
+    ),
+    1,
+  )
+const kindTable = [
+  `| request | share | p99 minute 2 ms | p99 minute ${MINUTES} ms |`,
+  '|---|--:|--:|--:|',
+  ...MIX.map(
+    ([kind, share]) =>
+      `| ${kind} | ${fmt(share * 100)}% | ${p99Of(minutes[1]?.byKind.get(kind))} | ${p99Of(minutes.at(-1)?.byKind.get(kind))} |`,
+  ),
+]
+const kinds = MIX.map(([kind]) => `${kind} ${fmt(countByKind.get(kind) ?? 0)}`).join(', ')
+const lost = acknowledgedRuns * 2 - stored
+const summary = [
+  `- requests: ${fmt(totalRequests)} (${kinds}); ${fmt(totalRequests / ((loadEndedAt - loadStartedAt) / 1000))} req/s on average`,
+  `- errors: ${totalErrors} (target 0)${totalErrors > 0 ? `: ${[...errorsByKind].map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}; service log lines at error level: ${serviceErrors}`,
+  `- latency over all requests: p50 ${fmt(quantile(allLatencies, 0.5), 1)} ms, p99 ${fmt(quantile(allLatencies, 0.99), 1)} ms; after warm-up p99 ${fmt(quantile(afterWarmup, 0.99), 1)} ms, max ${fmt(afterWarmup.at(-1) ?? Number.NaN, 1)} ms`,
+  `- acknowledged runs ${fmt(acknowledgedRuns)}, messages stored in Postgres ${fmt(stored)} (${fmt(storedReplies)} replies): ${lost === 0 && storedReplies === acknowledgedRuns ? 'every acknowledged run stored its question and its reply, nothing lost' : `**${fmt(lost)} messages missing or extra**`}`,
+  `- memory (RSS; start = median of the samples of minute 2, the first after warm-up; end = median of the last minute's; samples every 5 s): ${
+    memoryRows.every((r) => r.pass)
+      ? 'no service grew more than 10%'
+      : `**over the 10% target: ${memoryRows
+          .filter((r) => !r.pass)
+          .map((r) => r.name)
+          .join(', ')}**`
+  }`,
+]
+if (cpu) {
+  summary.push(
+    `- CPU (mean over the run, in cores of ${os.availableParallelism()}): machine busy ${fmt(cpu.machine, 2)}; the soak's own Node processes (3 services + load generator) ${fmt(cpu.ours, 2)}; everything else (Postgres, Redis, other work on the machine) ${fmt(cpu.machine - cpu.ours, 2)}`,
+  )
+}
+for (const sample of errorSamples) summary.push(`  - e.g. ${sample}`)
+
+log(`\n${minuteTable.join('\n')}\n\n${kindTable.join('\n')}\n\n${memoryTable.join('\n')}\n\n${summary.join('\n')}`)
+
+if (WRITE_DOCS && loadEndedAt > 0) {
+  const date = startedAt.toISOString().slice(0, 10)
+  const time = startedAt.toISOString().slice(11, 16)
+  const section = [
+    '## Soak',
+    '',
+    `Results of \`pnpm soak\` (services/gateway/bench/soak.ts; not in CI), run ${date} ${time} UTC; this section is replaced by each run.`,
+    '',
+    `- machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${fmt(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; ${versions}`,
+    `- ${MINUTES} minutes (the first is warm-up) of ${CONCURRENCY} closed-loop workers through the gateway: 45% runs of Memory Echo, 10% streamed runs, 25% monitor reads of one session, 10% session lists, 10% newest 100 messages of the flow; ${SESSIONS} session slots, each a new session after ${RUNS_PER_SESSION} runs`,
+    `- message-store, run-service and gateway each in its own Node process (\`src/server.ts\`, NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}); the load generator (fetch) in a fourth, on the same machine`,
+    ...(MINUTES < 10 ? [`- **a short run (SOAK_MINUTES=${MINUTES}), not the 10 minutes of the target**`] : []),
+    '',
+    ...summary,
+    '',
+    ...minuteTable,
+    '',
+    ...kindTable,
+    '',
+    ...memoryTable,
+    '',
+  ].join('\n')
+  let doc = ''
+  try {
+    doc = await readFile(DOCS, 'utf8')
+  } catch {
+    doc = '# Reliability\n\n'
+  }
+  // Replaces the section from its heading to the next heading of the same level, keeping any hand-written
+  // "### Notes" of the previous run.
+  const start = doc.search(/^## Soak\s*$/m)
+  if (start < 0) {
+    doc = `${doc.trimEnd()}\n\n${section}`
+  } else {
+    const rest = doc.slice(start + 1)
+    const next = rest.search(/^## /m)
+    const end = next < 0 ? doc.length : start + 1 + next
+    const old = doc.slice(start, end)
+    const notesAt = old.search(/^### Notes/m)
+    const notes = notesAt < 0 ? '' : `${old.slice(notesAt).trimEnd()}\n\n`
+    doc = `${doc.slice(0, start)}${section}${notes ? `\n${notes}` : '\n'}${doc.slice(end)}`
+  }
+  await writeFile(DOCS, `${doc.trimEnd()}\n`)
+  log(`\nwrote the Soak section of ${DOCS}`)
+}
