@@ -40,16 +40,14 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { connect, createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import autocannon from 'autocannon'
-import pg from 'pg'
 import { API_KEY_HEADER } from '../src/api-keys.js'
+import { deleteRedisKeys, dropSchemas, freePort, postgresVersion, probeBackends, redisVersion } from './backends.js'
 import type { BareProxyStart } from './bare-proxy.js'
 import type { BaselineStart } from './baseline.js'
 import {
@@ -105,105 +103,26 @@ const log = (line: string) => console.log(line)
 
 // ---------------------------------------------------------------- backends
 
-/** Sends `probe` and resolves true when the server answers with something matching `expect`. */
-function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname, port: Number(port) })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1500, () => done(false))
-    socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write(probe))
-    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
-  })
-}
-
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
-const [hasPostgres, hasRedis] = await Promise.all([
-  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
-  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
-])
-
-async function withPg<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: DATABASE_URL })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
-
-async function dropSchemas() {
-  if (!hasPostgres) return
-  await withPg(async (client) => {
-    for (const schema of Object.values(SCHEMAS)) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  })
-}
-
-interface RedisLike {
-  connect(): Promise<void>
-  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
-  del(...keys: string[]): Promise<number>
-  info(section: string): Promise<string>
-  disconnect(): void
-}
-
-/** ioredis is the message-store's dependency, not the gateway's: borrowed from there for the clean-up. */
-function redisClient(): RedisLike {
-  const require = createRequire(join(SERVICES_DIR, 'message-store', 'package.json'))
-  const { Redis } = require('ioredis') as { Redis: new (url: string, opts: object) => RedisLike }
-  return new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-}
-
-async function deleteRedisKeys() {
-  if (!hasRedis) return
-  const redis = redisClient()
-  try {
-    await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-  } finally {
-    redis.disconnect()
-  }
-}
+const [hasPostgres, hasRedis] = await probeBackends(DATABASE_URL, REDIS_URL)
 
 async function backendVersions(): Promise<{ postgres: string; redis: string }> {
   let postgres = `embedded PGlite in each service (no Postgres reachable at ${new URL(DATABASE_URL).host})`
   if (hasPostgres) {
-    const v = await withPg(async (c) => (await c.query("SELECT current_setting('server_version') AS v")).rows[0]?.v)
+    const v = await postgresVersion(DATABASE_URL)
     postgres = `Postgres ${v} at ${new URL(DATABASE_URL).host} (schemas bench_gw_*, dropped afterwards)`
   }
   let redis = `the message-store's in-process cache (no Redis reachable at ${new URL(REDIS_URL).host})`
-  if (hasRedis) {
-    const client = redisClient()
-    await client.connect()
-    const info = await client.info('server')
-    client.disconnect()
-    redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${new URL(REDIS_URL).host} (message-store cache)`
-  }
+  if (hasRedis) redis = `Redis ${await redisVersion(REDIS_URL)} at ${new URL(REDIS_URL).host} (message-store cache)`
   return { postgres, redis }
 }
 
-// ---------------------------------------------------------------- processes
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
+/** The bench's own schemas and keys, when those servers are in use. */
+async function cleanUpBackends(what: 'schemas' | 'keys') {
+  if (what === 'schemas' && hasPostgres) await dropSchemas(DATABASE_URL, Object.values(SCHEMAS))
+  if (what === 'keys' && hasRedis) await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
 }
+
+// ---------------------------------------------------------------- processes
 
 interface Child {
   name: string
@@ -552,8 +471,8 @@ let runBytes = 0
 const cleanUp = async () => {
   // The gateway first, then what it calls: no request of it meets a closing downstream.
   for (const child of [...children].reverse()) await stopChild(child)
-  await dropSchemas().catch((err) => log(`could not drop the bench schemas: ${err}`))
-  await deleteRedisKeys().catch((err) => log(`could not delete the bench's Redis keys: ${err}`))
+  await cleanUpBackends('schemas').catch((err) => log(`could not drop the bench schemas: ${err}`))
+  await cleanUpBackends('keys').catch((err) => log(`could not delete the bench's Redis keys: ${err}`))
   if (dataDir) await rm(dataDir, { recursive: true, force: true })
 }
 process.once('SIGINT', () => {
@@ -562,7 +481,7 @@ process.once('SIGINT', () => {
 
 try {
   backends = await backendVersions()
-  await dropSchemas()
+  await cleanUpBackends('schemas')
   if (!hasPostgres) dataDir = await mkdtemp(join(os.tmpdir(), 'gateway-bench-'))
   const storage = (name: keyof typeof SCHEMAS) => ({
     DATABASE_URL: hasPostgres ? DATABASE_URL : undefined,

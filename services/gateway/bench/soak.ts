@@ -26,12 +26,18 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { connect, createServer } from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
+import {
+  deleteRedisKeys,
+  dropSchemas,
+  freePort,
+  postgresVersion,
+  probeBackends,
+  redisVersion,
+  withPg,
+} from './backends.js'
 
 const env = process.env
 const num = (value: string | undefined, fallback: number) => {
@@ -68,26 +74,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------- backends
 
-function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname, port: Number(port) })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1500, () => done(false))
-    socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write(probe))
-    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
-  })
-}
-
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
-const [hasPostgres, hasRedis] = await Promise.all([
-  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
-  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
-])
+const [hasPostgres, hasRedis] = await probeBackends(DATABASE_URL, REDIS_URL)
 if (!hasPostgres || !hasRedis) {
   console.error(
     `The soak runs on Postgres and Redis: ${hasPostgres ? '' : `no Postgres at ${DATABASE_URL}; `}` +
@@ -96,58 +83,13 @@ if (!hasPostgres || !hasRedis) {
   process.exit(1)
 }
 
-async function withPg<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: DATABASE_URL })
-  await client.connect()
-  try {
-    return await fn(client)
-  } finally {
-    await client.end()
-  }
-}
-
-interface RedisLike {
-  connect(): Promise<void>
-  scan(cursor: string, ...args: (string | number)[]): Promise<[string, string[]]>
-  del(...keys: string[]): Promise<number>
-  info(section: string): Promise<string>
-  disconnect(): void
-}
-
-/** ioredis is the message-store's dependency, not the gateway's: borrowed from there. */
-function redisClient(): RedisLike {
-  const require = createRequire(join(SERVICES_DIR, 'message-store', 'package.json'))
-  const { Redis } = require('ioredis') as { Redis: new (url: string, opts: object) => RedisLike }
-  return new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-}
-
 async function cleanUpBackends() {
-  await withPg(async (client) => {
-    for (const schema of Object.values(SCHEMAS)) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  })
-  const redis = redisClient()
-  try {
-    await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${REDIS_PREFIX}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-  } finally {
-    redis.disconnect()
-  }
+  await dropSchemas(DATABASE_URL, Object.values(SCHEMAS))
+  await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
 }
 
 async function backendVersions(): Promise<string> {
-  const pgVersion = await withPg(
-    async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v,
-  )
-  const redis = redisClient()
-  await redis.connect()
-  const info = await redis.info('server')
-  redis.disconnect()
-  return `Postgres ${pgVersion?.split(' ')[0]}, Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'}`
+  return `Postgres ${(await postgresVersion(DATABASE_URL))?.split(' ')[0]}, Redis ${await redisVersion(REDIS_URL)}`
 }
 
 // ---------------------------------------------------------------- processes
@@ -157,17 +99,6 @@ interface Service {
   name: ServiceName
   url: string
   child: ChildProcess
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** Variables of this shell that must not reach the services: their settings are made here. */
@@ -489,7 +420,7 @@ try {
   }
 
   // Nothing acknowledged lost: every acknowledged run stored its question and its reply.
-  await withPg(async (client) => {
+  await withPg(DATABASE_URL, async (client) => {
     const { rows } = await client.query<{ all: string; replies: string }>(
       `SELECT count(*) AS all, count(*) FILTER (WHERE sender = 'Machine') AS replies FROM "${SCHEMAS['message-store']}".messages`,
     )
