@@ -180,13 +180,15 @@ export interface Verification {
   messagesVerified: number
   /** Problems found (empty: every check passed). */
   problems: string[]
-  /** Failed runs whose session holds their user message (stored before the failure; not a reply). */
+  /** Failed runs whose session holds their user message as a normal message (stored before the failure). */
   failedWithUserMessage: number
   /**
-   * Failed runs whose reply was written before `inFlightBefore`: the write reached the database, but its
-   * acknowledgement was lost when the process was killed, so the run answered an error (an ambiguous write).
+   * Messages of failed runs that are marked failed (`error` true, `properties.state` "partial"): writes the
+   * run-service could not confirm (the answer was lost), settled once the message-store answered again.
    */
-  ambiguous: string[]
+  settledFailed: number
+  /** Of those, replies (Machine, not an error message): written as the store failed, then marked failed. */
+  settledReplies: number
 }
 
 /** Every message of one session of the flow, through the gateway's monitor API. */
@@ -216,7 +218,6 @@ export async function verifyRuns(
   key: string,
   flowId: string,
   outcomes: readonly RunOutcome[],
-  opts: { inFlightBefore?: number } = {},
 ): Promise<Verification> {
   const result: Verification = {
     acknowledged: 0,
@@ -224,7 +225,8 @@ export async function verifyRuns(
     messagesVerified: 0,
     problems: [],
     failedWithUserMessage: 0,
-    ambiguous: [],
+    settledFailed: 0,
+    settledReplies: 0,
   }
   const seenIds = new Map<string, string>()
   for (const outcome of outcomes) {
@@ -251,16 +253,14 @@ export async function verifyRuns(
       } else result.messagesVerified += stored.length
     } else {
       result.failed++
-      if (stored.some((m) => m.sender === 'User' && m.text === outcome.input)) result.failedWithUserMessage++
+      if (stored.some((m) => m.sender === 'User' && m.text === outcome.input && !m.error)) {
+        result.failedWithUserMessage++
+      }
+      const settled = stored.filter((m) => m.error && m.properties.state === 'partial')
+      result.settledFailed += settled.length
+      result.settledReplies += settled.filter((m) => m.sender === 'Machine' && m.category !== 'error').length
       const complete = stored.filter((m) => m.sender === 'Machine' && !m.error && m.category !== 'error')
-      const inFlightBefore = opts.inFlightBefore
-      if (
-        complete.length === 1 &&
-        inFlightBefore !== undefined &&
-        complete.every((m) => Date.parse(m.timestamp) < inFlightBefore)
-      ) {
-        result.ambiguous.push(outcome.sessionId)
-      } else if (complete.length > 0) {
+      if (complete.length > 0) {
         result.problems.push(
           `failed run ${outcome.sessionId} (${outcome.status ?? '-'} ${outcome.failure}) has a reply stored as complete`,
         )

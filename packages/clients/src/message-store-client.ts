@@ -79,6 +79,12 @@ export interface MessageStoreClient {
    * same inputs is safe (idempotent on `id`).
    */
   storeMessages(tenant: string, inputs: readonly MessageInput[], options?: CallOptions): Promise<Message[]>
+  /**
+   * Settles messages of a failed run whose writes were not confirmed: each ends up stored with `error`
+   * true and `properties.state` "partial", whether its lost write committed or not. Idempotent on `id`;
+   * sent in sequential batches of at most BATCH_MAX.
+   */
+  storeFailedMessages(tenant: string, inputs: readonly MessageInput[], options?: CallOptions): Promise<Message[]>
   /** The latest `limit` messages of the session, error messages excluded. */
   history(tenant: string, query: HistoryParams, options?: CallOptions): Promise<Message[]>
   /**
@@ -232,6 +238,29 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
     throw answerError(answer, call)
   }
 
+  async function inBatches(
+    route: string,
+    tenant: string,
+    inputs: readonly MessageInput[],
+    opts: CallOptions,
+  ): Promise<Message[]> {
+    requireTenant(tenant)
+    const stored: Message[] = []
+    for (let start = 0; start < inputs.length; start += BATCH_MAX) {
+      const messages = inputs.slice(start, start + BATCH_MAX)
+      const batch = await json<Message[]>({
+        ...opts,
+        dispatcher: retrying,
+        method: 'POST',
+        route,
+        tenant,
+        body: { messages },
+      })
+      stored.push(...batch)
+    }
+    return stored
+  }
+
   return {
     async storeMessage(tenant, input, opts = {}) {
       return json<Message>({
@@ -244,22 +273,12 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
       })
     },
 
-    async storeMessages(tenant, inputs, opts = {}) {
-      requireTenant(tenant)
-      const stored: Message[] = []
-      for (let start = 0; start < inputs.length; start += BATCH_MAX) {
-        const messages = inputs.slice(start, start + BATCH_MAX)
-        const batch = await json<Message[]>({
-          ...opts,
-          dispatcher: retrying,
-          method: 'POST',
-          route: '/internal/messages/batch',
-          tenant,
-          body: { messages },
-        })
-        stored.push(...batch)
-      }
-      return stored
+    storeMessages(tenant, inputs, opts = {}) {
+      return inBatches('/internal/messages/batch', tenant, inputs, opts)
+    },
+
+    storeFailedMessages(tenant, inputs, opts = {}) {
+      return inBatches('/internal/messages/failed', tenant, inputs, opts)
     },
 
     async history(tenant, query, opts = {}) {

@@ -7,6 +7,7 @@ import database from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import exampleFlows from './plugins/app/example-flows.js'
 import metrics from './plugins/app/metrics.js'
+import unconfirmedMessages from './plugins/app/unconfirmed-messages.js'
 import messageStore from './plugins/external/message-store.js'
 import { createOpenAIModelPort } from './ports/openai-model.js'
 import flows from './routes/flows/index.js'
@@ -34,6 +35,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(metrics)
   await app.register(database, { config })
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
+  await app.register(unconfirmedMessages, { intervalMs: config.UNCONFIRMED_SETTLE_INTERVAL_MS })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
   await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS })
   // before the routes: the OpenAPI document is generated from the routes registered after it

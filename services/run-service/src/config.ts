@@ -20,6 +20,11 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ default: '.data' }),
   /** Base URL of the message-store's internal API. */
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
+  /**
+   * How often message writes of failed runs that were never confirmed (the message-store went away mid-write)
+   * are settled as failed in the message-store, while any wait (docs/reliability.md).
+   */
+  UNCONFIRMED_SETTLE_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000 }),
   /** Body limit of the flows API (flow exports with their component code are large). */
   FLOWS_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
   /** Body limit of the run API (413 above it). */

@@ -511,6 +511,42 @@ export async function deleteMessages(db: Database, tenant: string, ids: string[]
 }
 
 /**
+ * Marks the caller's messages among `ids` as failed: `error` true and `properties.state` "partial" (a run that
+ * failed left them; see MessageWriter.writeFailed). Messages with `error` set are left as they are. Returns the
+ * JSON of the messages it changed, by id, and the changes for the cache (they leave the Memory history).
+ */
+export async function markMessagesFailed(
+  db: Database,
+  tenant: string,
+  ids: string[],
+): Promise<{ updated: Map<string, string>; changes: SessionChange[] }> {
+  const none = { updated: new Map<string, string>(), changes: [] }
+  if (ids.length === 0) return none
+  const unmarked = 'tenant_id = $1 AND id = ANY($2::uuid[]) AND NOT error'
+  return withRetry(() =>
+    db.transaction(async (tx) => {
+      const { rows: keys } = await tx.query<SessionKey>(
+        `SELECT DISTINCT flow_id, session_id FROM messages WHERE ${unmarked}`,
+        [tenant, ids],
+      )
+      if (keys.length === 0) return none
+      await lockSessions(tx, tenant, '(flow_id, session_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))', [
+        keys.map((k) => k.flow_id),
+        keys.map((k) => k.session_id),
+      ])
+      const { rows } = await tx.query<SessionKey & { id: string; json: string }>(
+        `UPDATE messages m SET error = true, properties = properties || '{"state": "partial"}'::jsonb
+         WHERE ${unmarked}
+         RETURNING m.id, m.flow_id, m.session_id, message_json(m) AS json`,
+        [tenant, ids],
+      )
+      const changes = await refreshSessions(tx, tenant, [...keys, ...rows])
+      return { updated: new Map(rows.map((r) => [r.id, r.json])), changes }
+    }),
+  )
+}
+
+/**
  * Deletes whole sessions of the caller (optionally in one flow). Returns the
  * session IDs that had messages, and the changes for the cache.
  */

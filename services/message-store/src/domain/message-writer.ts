@@ -1,7 +1,13 @@
 import type { Database } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
 import type { HistoryService } from './history-service.js'
-import { insertMessages, MessageIdConflictError, type StoredMessage, type WriteRequest } from './message-repository.js'
+import {
+  insertMessages,
+  MessageIdConflictError,
+  markMessagesFailed,
+  type StoredMessage,
+  type WriteRequest,
+} from './message-repository.js'
 
 export interface MessageWriterOptions {
   /** Statements in flight at once; further writes wait and go together in the next one. */
@@ -44,6 +50,29 @@ export class MessageWriter {
     return new Promise((resolve, reject) => {
       this.queue.push({ tenant, inputs, resolve, reject })
       this.drain()
+    })
+  }
+
+  /**
+   * Settles messages of a run that failed as failed: a message that is not stored yet is stored marked
+   * (`error` true, `properties.state` "partial"); a stored one is marked, unless it is an error already.
+   * The run-service calls this for writes it could not confirm (their answer was lost): whichever way such
+   * a write went, the message ends up never reported as complete, nor read into a Memory history.
+   * Idempotent. The id's primary key orders this against a late copy of the lost write: whichever
+   * commits second finds the first.
+   */
+  async writeFailed(tenant: string, inputs: MessageInput[]): Promise<StoredMessage[]> {
+    // An error message (the run's own report of its failure) is already marked: it is stored as it is.
+    const marked = inputs.map((input) =>
+      input.error ? input : { ...input, error: true, properties: { ...input.properties, state: 'partial' } },
+    )
+    const stored = await this.write(tenant, marked)
+    const replayed = stored.filter((m) => !m.created).map((m) => m.id)
+    const { updated, changes } = await markMessagesFailed(this.db, tenant, replayed)
+    await this.history.afterChange(tenant, changes)
+    return stored.map((m) => {
+      const json = updated.get(m.id)
+      return json === undefined ? m : { ...m, json }
     })
   }
 

@@ -53,6 +53,25 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
     },
   )
 
+  app.post(
+    '/internal/messages/failed',
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        summary: 'Settle messages of a failed run as failed: stored marked, or marked if stored (idempotent on id)',
+        description:
+          'For writes whose answer was lost: a message that is absent is stored with `error` true and ' +
+          '`properties.state` "partial"; a stored one gets the same marks. Either way it leaves the history.',
+        body: MessageBatch,
+        response: { 200: Type.Array(Message), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.writer.writeFailed(request.tenant, request.body.messages)
+      return sendSerialized(reply, 200, `[${stored.map((m) => m.json).join(',')}]`)
+    },
+  )
+
   app.get(
     '/internal/history',
     {

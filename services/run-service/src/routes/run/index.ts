@@ -185,7 +185,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       })
       const execute = (onEvent?: (event: RunEvent) => void) =>
         executeRun(plan, {
-          messages: messageStorePort(app.messageStore, request.tenant, request.id),
+          messages: messageStorePort(app.messageStore, request.tenant, request.id, app.unconfirmedMessages),
           model: opts.model,
           modelDefaults: opts.modelDefaults,
           stream: request.query.stream,
