@@ -5,9 +5,19 @@
  *   - errors: any answer that is not 2xx, a network error, a timeout, a stream that does not end with `end`
  *     (target 0);
  *   - latency per minute (p50, p99, count; runs and reads apart; per request kind in minute 2 and the last);
- *   - each service's RSS (VmRSS from /proc/<pid>/status, sampled every 5 s): at the start (median of the
- *     samples of minute 2, the first after warm-up) and at the end (median of the last minute's: a GC'd
- *     process's RSS swings by tens of percent between samples), target growth ≤ 10%;
+ *   - each service's memory, sampled every 5 s. The verdict is the V8 heap right after a major GC:
+ *     `nodejs_heap_used_after_major_gc_bytes` from the service's own GET /metrics (service-kit's metrics plugin
+ *     sets it at each major, mark-sweep-compact, collection), which is what the process retains without the
+ *     garbage of the moment, so a leak shows as a rising value. Each new value of the gauge is one major GC (two
+ *     within 5 s show as one); start = the mean of the values first seen in minute 2 (the first after warm-up),
+ *     end = the mean of those of the last minute, target growth ≤ 10%. The mean, not the median: a window holds
+ *     few values (at most one per sample) and the mean uses them all. A window with no new value (no major GC) is widened by 15 s on each side (within the
+ *     load) until it holds one, and the output says so. Heap-used samples (`nodejs_heap_size_used_bytes`) are
+ *     not used: they swing several-fold between major GCs, and 5 s samples miss the trough after a collection.
+ *     RSS (VmRSS from /proc/<pid>/status; start and end the medians of the same minutes, and the peak) is
+ *     reported as information only: it swings by ±25% between samples with the allocator's and the GC's
+ *     behaviour (heap pages kept or returned), which says little about retained objects. A sample that fails
+ *     is missing, not an error;
  *   - afterwards, the stored messages counted in Postgres against the acknowledged runs (2 messages each).
  * Prints a table and writes (replaces) the "Soak" section of docs/reliability.md (SOAK_DOCS=0: not).
  *
@@ -196,6 +206,7 @@ async function startStack(): Promise<string> {
   const gateway = spawnService('gateway', gatewayPort, {
     GATEWAY_PORT: String(gatewayPort),
     API_KEYS: `${TENANT}=${API_KEY}`,
+    METRICS_TOKEN: '', // /metrics open: the heap is sampled there
     RUN_SERVICE_URL: runUrl,
     MESSAGE_STORE_URL: storeUrl,
   })
@@ -211,6 +222,21 @@ async function rss(pid: number | undefined): Promise<number | undefined> {
     const status = await readFile(`/proc/${pid}/status`, 'utf8')
     const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]
     return kb === undefined ? undefined : Number(kb) * 1024
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `nodejs_heap_used_after_major_gc_bytes` from a service's /metrics, in bytes; undefined when it cannot be read or
+ * has no sample yet (no major GC since the service started).
+ */
+async function heapAfterMajorGc(url: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(SAMPLE_MS - 1000) })
+    const text = await res.text()
+    const value = Number(/^nodejs_heap_used_after_major_gc_bytes(?:\{[^}]*\})? (\S+)/m.exec(text)?.[1])
+    return res.ok && Number.isFinite(value) && value > 0 ? value : undefined
   } catch {
     return undefined
   }
@@ -253,6 +279,7 @@ interface Minute {
   errors: number
   /** The machine's 1-minute load average at the minute's last sample (other work on the machine shows here). */
   load?: number
+  /** RSS at the minute's last sample. */
   rss: Partial<Record<ServiceName, number>>
 }
 
@@ -329,7 +356,8 @@ async function one(gatewayUrl: string, flowId: string, kind: Kind): Promise<void
 const startedAt = new Date()
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const mib = (bytes: number | undefined) => (bytes === undefined ? '—' : `${fmt(bytes / 2 ** 20, 1)}`)
+const mib = (bytes: number | undefined) =>
+  bytes === undefined || !Number.isFinite(bytes) ? '—' : `${fmt(bytes / 2 ** 20, 1)}`
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? Number.NaN : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number)
 const median = (values: number[]) =>
@@ -340,7 +368,8 @@ const median = (values: number[]) =>
 
 let stored = Number.NaN
 let storedReplies = Number.NaN
-const samples: { at: number; rss: Partial<Record<ServiceName, number>> }[] = []
+type PerService = Partial<Record<ServiceName, number>>
+const samples: { at: number; rss: PerService; heap: PerService }[] = []
 let loadStartedAt = 0
 let loadEndedAt = 0
 let versions = ''
@@ -365,17 +394,21 @@ try {
     minutes.push({ latencies: [], runs: [], reads: [], byKind: new Map(), errors: 0, rss: {} })
 
   const sampler = (async () => {
-    while (Date.now() < endAt) {
-      const at = Date.now()
-      const values: Partial<Record<ServiceName, number>> = {}
-      for (const s of services) values[s.name] = await rss(s.child.pid)
-      samples.push({ at, rss: values })
+    for (let at = Date.now(); at < endAt; at += SAMPLE_MS) {
+      await sleep(Math.max(0, at - Date.now()))
+      const rssNow: PerService = {}
+      const heapNow: PerService = {}
+      await Promise.all(
+        services.map(async (s) => {
+          ;[rssNow[s.name], heapNow[s.name]] = await Promise.all([rss(s.child.pid), heapAfterMajorGc(s.url)])
+        }),
+      )
+      samples.push({ at, rss: rssNow, heap: heapNow })
       const minute = minutes[minuteOf(at)]
       if (minute) {
-        minute.rss = values
+        minute.rss = rssNow
         minute.load = os.loadavg()[0]
       }
-      await sleep(Math.min(SAMPLE_MS, Math.max(0, endAt - Date.now())))
     }
   })()
   let reported = 0
@@ -435,16 +468,75 @@ try {
 // ---------------------------------------------------------------- report
 
 const names: ServiceName[] = ['gateway', 'run-service', 'message-store']
+const loadEnd = loadStartedAt + MINUTES * 60_000
+// Minute 2 (the first after warm-up) and the load's last minute, as in the per-minute table (loadEndedAt is
+// later, by the requests still in flight at the end, when no samples are taken).
+const startFrom = loadStartedAt + WARMUP_MS
+const endFrom = loadEnd - WINDOW_MS
 const window = (from: number, to: number) => samples.filter((s) => s.at >= from && s.at < to)
-const startWindow = window(loadStartedAt + WARMUP_MS, loadStartedAt + WARMUP_MS + WINDOW_MS)
-const endWindow = window(loadEndedAt - WINDOW_MS, loadEndedAt + 1)
+const rssSeries = (from: typeof samples, name: ServiceName) =>
+  from.map((s) => s.rss[name]).filter((v): v is number => v !== undefined)
+const mean = (values: number[]) =>
+  values.length === 0 ? Number.NaN : values.reduce((sum, v) => sum + v, 0) / values.length
+const clock = (ms: number) => {
+  const seconds = Math.round(ms / 1000)
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`
+}
+
+/**
+ * Each service's major GCs as its gauge showed them: a new value, at the sample that first saw it (the first value
+ * may be from before the load, at start-up).
+ */
+const majorGcs = Object.fromEntries(
+  names.map((name) => {
+    const seen: { at: number; bytes: number }[] = []
+    for (const { at, heap } of samples) {
+      const bytes = heap[name]
+      if (bytes !== undefined && bytes !== seen.at(-1)?.bytes) seen.push({ at, bytes })
+    }
+    return [name, seen]
+  }),
+) as Record<ServiceName, { at: number; bytes: number }[]>
+
+/**
+ * The heap after major GC over [from, to): the mean of the values first seen there. A window where none was seen
+ * is widened by 15 s on each side (within the load) until it holds one; `widened` tells how far (load clock).
+ */
+function heapAfterGc(name: ServiceName, from: number, to: number) {
+  const inside = (a: number, b: number) => majorGcs[name].filter((gc) => gc.at >= a && gc.at < b)
+  let [a, b] = [from, to]
+  let gcs = inside(a, b)
+  while (gcs.length === 0 && (a > loadStartedAt || b < loadEnd)) {
+    a = Math.max(loadStartedAt, a - 15_000)
+    b = Math.min(loadEnd, b + 15_000)
+    gcs = inside(a, b)
+  }
+  const widened = a !== from || b !== to ? `${clock(a - loadStartedAt)}–${clock(b - loadStartedAt)}` : undefined
+  return { bytes: mean(gcs.map((gc) => gc.bytes)), gcs: gcs.length, widened }
+}
+
 const memoryRows = names.map((name) => {
-  const start = median(startWindow.map((s) => s.rss[name]).filter((v): v is number => v !== undefined))
-  const end = median(endWindow.map((s) => s.rss[name]).filter((v): v is number => v !== undefined))
-  const peak = Math.max(...samples.map((s) => s.rss[name] ?? 0))
-  const growth = end / start - 1
-  return { name, start, end, peak, growth, pass: growth <= MAX_GROWTH }
+  // The verdict: the heap after major GC. RSS: information only.
+  const heapStart = heapAfterGc(name, startFrom, startFrom + WINDOW_MS)
+  const heapEnd = heapAfterGc(name, endFrom, endFrom + WINDOW_MS)
+  const heapGrowth = heapEnd.bytes / heapStart.bytes - 1
+  const rssStart = median(rssSeries(window(startFrom, startFrom + WINDOW_MS), name))
+  const rssEnd = median(rssSeries(window(endFrom, endFrom + WINDOW_MS), name))
+  const rssPeak = Math.max(...rssSeries(samples, name))
+  return { name, heapStart, heapEnd, heapGrowth, pass: heapGrowth <= MAX_GROWTH, rssStart, rssEnd, rssPeak }
 })
+const pct = (ratio: number) => (Number.isFinite(ratio) ? `${ratio >= 0 ? '+' : ''}${fmt(ratio * 100, 1)}%` : '—')
+const heapCell = ({ bytes, gcs, widened }: ReturnType<typeof heapAfterGc>) =>
+  `${mib(bytes)} (${gcs}${widened ? `; none in the minute, widened to ${widened}` : ''})`
+const majorGcsSeen = names.map((name) => `${name} ${majorGcs[name].length}`).join(', ')
+const widenings = memoryRows.flatMap((r) =>
+  [
+    ['minute 2', r.heapStart.widened],
+    ['the last minute', r.heapEnd.widened],
+  ]
+    .filter(([, widened]) => widened)
+    .map(([minute, widened]) => `${r.name} in ${minute} (widened to ${widened})`),
+)
 const totalRequests = minutes.reduce((sum, m) => sum + m.latencies.length, 0)
 const totalErrors = minutes.reduce((sum, m) => sum + m.errors, 0)
 const allLatencies = minutes.flatMap((m) => m.latencies).sort((a, b) => a - b)
@@ -454,8 +546,8 @@ const afterWarmup = minutes
   .sort((a, b) => a - b)
 
 const minuteTable = [
-  '| minute | requests | req/s | errors | p50 ms | p99 ms | p99 runs ms | p99 reads ms | load avg | RSS gateway / run-service / message-store MiB |',
-  '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  '| minute | requests | req/s | errors | p50 ms | p99 ms | p99 runs ms | p99 reads ms | load avg | heap after major GC MiB, mean (major GCs seen) gateway / run-service / message-store | RSS (last sample; info) MiB |',
+  '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ...minutes.map((m, i) => {
     const sorted = [...m.latencies].sort((a, b) => a - b)
     const p99 = (values: number[]) =>
@@ -466,16 +558,23 @@ const minuteTable = [
         ),
         1,
       )
-    const mem = names.map((n) => mib(m.rss[n])).join(' / ')
-    return `| ${i + 1}${i === 0 ? ' (warm-up)' : ''} | ${fmt(sorted.length)} | ${fmt(sorted.length / 60)} | ${m.errors} | ${fmt(quantile(sorted, 0.5), 1)} | ${fmt(quantile(sorted, 0.99), 1)} | ${p99(m.runs)} | ${p99(m.reads)} | ${fmt(m.load ?? Number.NaN, 1)} | ${mem} |`
+    const from = loadStartedAt + i * 60_000
+    const heap = names
+      .map((n) => {
+        const gcs = majorGcs[n].filter((gc) => gc.at >= from && gc.at < from + 60_000).map((gc) => gc.bytes)
+        return `${mib(mean(gcs))} (${gcs.length})`
+      })
+      .join(' / ')
+    const rssMiB = names.map((n) => mib(m.rss[n])).join(' / ')
+    return `| ${i + 1}${i === 0 ? ' (warm-up)' : ''} | ${fmt(sorted.length)} | ${fmt(sorted.length / 60)} | ${m.errors} | ${fmt(quantile(sorted, 0.5), 1)} | ${fmt(quantile(sorted, 0.99), 1)} | ${p99(m.runs)} | ${p99(m.reads)} | ${fmt(m.load ?? Number.NaN, 1)} | ${heap} | ${rssMiB} |`
   }),
 ]
 const memoryTable = [
-  `| service | RSS after warm-up MiB | RSS at the end MiB | growth | peak MiB | ≤ ${fmt(MAX_GROWTH * 100)}% |`,
-  '|---|--:|--:|--:|--:|:-:|',
+  `| service | heap after major GC, minute 2 MiB (major GCs seen) | heap after major GC, last minute MiB (major GCs seen) | heap growth | ≤ ${fmt(MAX_GROWTH * 100)}% | RSS minute 2 MiB (info) | RSS last minute MiB (info) | RSS growth (info) | RSS peak MiB (info) |`,
+  '|---|--:|--:|--:|:-:|--:|--:|--:|--:|',
   ...memoryRows.map(
     (r) =>
-      `| ${r.name} | ${mib(r.start)} | ${mib(r.end)} | ${r.growth >= 0 ? '+' : ''}${fmt(r.growth * 100, 1)}% | ${mib(r.peak)} | ${r.pass ? '✔' : '✘'} |`,
+      `| ${r.name} | ${heapCell(r.heapStart)} | ${heapCell(r.heapEnd)} | ${pct(r.heapGrowth)} | ${r.pass ? '✔' : '✘'} | ${mib(r.rssStart)} | ${mib(r.rssEnd)} | ${pct(r.rssEnd / r.rssStart - 1)} | ${mib(r.rssPeak)} |`,
   ),
 ]
 const p99Of = (values: number[] | undefined) =>
@@ -501,14 +600,15 @@ const summary = [
   `- errors: ${totalErrors} (target 0)${totalErrors > 0 ? `: ${[...errorsByKind].map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}; service log lines at error level: ${serviceErrors}`,
   `- latency over all requests: p50 ${fmt(quantile(allLatencies, 0.5), 1)} ms, p99 ${fmt(quantile(allLatencies, 0.99), 1)} ms; after warm-up p99 ${fmt(quantile(afterWarmup, 0.99), 1)} ms, max ${fmt(afterWarmup.at(-1) ?? Number.NaN, 1)} ms`,
   `- acknowledged runs ${fmt(acknowledgedRuns)}, messages stored in Postgres ${fmt(stored)} (${fmt(storedReplies)} replies): ${lost === 0 && storedReplies === acknowledgedRuns ? 'every acknowledged run stored its question and its reply, nothing lost' : `**${fmt(lost)} messages missing or extra**`}`,
-  `- memory (RSS; start = median of the samples of minute 2, the first after warm-up; end = median of the last minute's; samples every 5 s): ${
+  `- memory, the verdict (V8 heap right after a major GC, i.e. what the process retains: \`nodejs_heap_used_after_major_gc_bytes\` from each service's /metrics every 5 s, each new value one major GC (two within 5 s show as one); major GCs seen: ${majorGcsSeen}; start = the mean of the values first seen in minute 2, the first after warm-up; end = the same for the last minute${widenings.length > 0 ? `; no major GC seen: ${widenings.join(', ')}` : ''}): ${
     memoryRows.every((r) => r.pass)
       ? 'no service grew more than 10%'
-      : `**over the 10% target: ${memoryRows
+      : `**over the 10% target (or no major GC seen): ${memoryRows
           .filter((r) => !r.pass)
           .map((r) => r.name)
           .join(', ')}**`
   }`,
+  `- RSS (VmRSS every 5 s; medians of the same minutes, and the peak) is information, not the verdict: it swings by ±25% between samples with the allocator's and the GC's behaviour, not with what the process retains`,
 ]
 if (cpu) {
   summary.push(
