@@ -3,14 +3,10 @@
  * as a ratio, the results table and the docs/benchmarks.md section. No I/O here,
  * so test/bench-report.test.ts can check them.
  */
+import { fmt, type Measured, pct } from '@session-runtime/bench'
 
 /** The issue's target: the gateway may cost at most this share of the direct throughput. */
 export const MAX_LOSS = 0.25
-
-export const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
-export const pct = (n: number) => `${fmt(n * 100)}%`
 
 /** Share of the direct throughput lost by going through the gateway (0.2 = 20% fewer req/s); never below 0. */
 export function throughputLoss(direct: number, viaGateway: number): number {
@@ -36,13 +32,6 @@ export function lossVerdict(loss: number, max: number = MAX_LOSS): Verdict {
     pass: false,
     detail: `${pct(loss)} fewer req/s than direct, ${fmt((loss - max) * 100)} points over the ${pct(max)} target`,
   }
-}
-
-export interface Measured {
-  reqs: number
-  p50: number
-  p99: number
-  errors: number
 }
 
 /** Rounds of one scenario combined: mean req/s, p50 and p99 (rounds are of equal length), errors summed. */

@@ -39,25 +39,49 @@
  */
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import {
+  childExecArgv,
+  cpuDelta,
+  cpuSnapshot,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  DOCS_NOT_WRITTEN,
+  deleteRedisKeys,
+  dropSchemas,
+  fetchExpecting,
+  fmt,
+  freePort,
+  type Measured,
+  machineLines,
+  measured,
+  pct,
+  positiveInt,
+  postgresVersion,
+  probeBackends,
+  profileSummaries,
+  redisVersion,
+  type Snapshot,
+  sectionHeading,
+  sectionText,
+  verdictFindings,
+  waitUntilQuiet,
+  writeDocsWanted,
+} from '@session-runtime/bench'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import autocannon from 'autocannon'
 import { API_KEY_HEADER } from '../src/api-keys.js'
-import { deleteRedisKeys, dropSchemas, freePort, postgresVersion, probeBackends, redisVersion } from './backends.js'
 import type { BareProxyStart } from './bare-proxy.js'
 import type { BaselineStart } from './baseline.js'
 import {
   combine,
-  fmt,
   lossVerdict,
   MAX_LOSS,
-  type Measured,
   microsPerRequest,
-  pct,
   type Row,
   resultsTable,
   throughputLoss,
@@ -65,23 +89,19 @@ import {
 } from './report.js'
 
 const env = process.env
-const int = (value: string | undefined, fallback: number) => {
-  const n = Number(value)
-  return value && Number.isFinite(n) && n > 0 ? n : fallback
-}
 
-const DURATION = int(env.BENCH_DURATION, 10)
-const WARMUP = int(env.BENCH_WARMUP, Math.min(3, DURATION))
-const ROUNDS = int(env.BENCH_ROUNDS, 2)
-const CONNECTIONS = int(env.BENCH_CONNECTIONS, 50)
-const SESSIONS = int(env.BENCH_SESSIONS, 1000)
+const DURATION = positiveInt(env.BENCH_DURATION, 10)
+const WARMUP = positiveInt(env.BENCH_WARMUP, Math.min(3, DURATION))
+const ROUNDS = positiveInt(env.BENCH_ROUNDS, 2)
+const CONNECTIONS = positiveInt(env.BENCH_CONNECTIONS, 50)
+const SESSIONS = positiveInt(env.BENCH_SESSIONS, 1000)
 const MONITOR_MESSAGES = 50
-const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const DATABASE_URL = env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL
+const REDIS_URL = env.BENCH_REDIS_URL ?? DEFAULT_REDIS_URL
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'warn'
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
-const WRITE_DOCS = env.BENCH_DOCS ? env.BENCH_DOCS === '1' : DURATION >= 10
+const WRITE_DOCS = writeDocsWanted(env.BENCH_DOCS, DURATION)
 const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 20)
 
 const TENANT = 'bench-tenant'
@@ -185,8 +205,7 @@ async function startService(
   serviceEnv: Record<string, string | undefined>,
 ): Promise<Child> {
   const port = await freePort()
-  const execArgv = ['--conditions=@session-runtime/source', '--import', 'tsx']
-  if (CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`)
+  const execArgv = childExecArgv(CPU_PROF ? join(PROFILE_DIR, name) : undefined)
   const childEnv: Record<string, string> = {}
   for (const [k, v] of Object.entries({ ...env, ...serviceEnv })) if (v !== undefined) childEnv[k] = v
   for (const k of ['DATABASE_URL', 'REDIS_URL']) if (serviceEnv[k] === undefined) delete childEnv[k]
@@ -211,8 +230,7 @@ async function startService(
 
 /** The baseline or the bare proxy: a bench server in its own process, told what to serve over IPC. */
 async function startForked(name: string, file: string, start: BaselineStart | BareProxyStart): Promise<Child> {
-  const execArgv = ['--conditions=@session-runtime/source', '--import', 'tsx']
-  if (CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`)
+  const execArgv = childExecArgv(CPU_PROF ? join(PROFILE_DIR, name) : undefined)
   const child = fork(join(here, file), [], {
     execArgv,
     env: { ...env, NODE_ENV: 'production' },
@@ -230,38 +248,6 @@ async function startForked(name: string, file: string, start: BaselineStart | Ba
 }
 
 // ---------------------------------------------------------------- CPU accounting
-
-interface Snapshot {
-  busy: number
-  total: number
-  /** pid → [command, user + system ticks, system ticks] */
-  procs: Map<number, [string, number, number]>
-}
-
-/** CPU time (jiffies) of the whole machine and of each process, from /proc (Linux); undefined elsewhere. */
-async function cpuSnapshot(): Promise<Snapshot | undefined> {
-  try {
-    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? ''
-    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
-      .split(/\s+/)
-      .slice(1)
-      .map(Number)
-    const busy = user + nice + system + irq + softirq + steal
-    const procs = new Map<number, [string, number, number]>()
-    for (const dir of await readdir('/proc')) {
-      if (!/^\d+$/.test(dir)) continue
-      const text = await readFile(`/proc/${dir}/stat`, 'utf8').catch(() => '')
-      const close = text.lastIndexOf(')')
-      if (close < 0) continue
-      const fields = text.slice(close + 2).split(' ')
-      const [utime, stime] = [Number(fields[11]), Number(fields[12])]
-      procs.set(Number(dir), [text.slice(text.indexOf('(') + 1, close), utime + stime, stime])
-    }
-    return { busy, total: busy + idle + iowait, procs }
-  } catch {
-    return undefined
-  }
-}
 
 /** Columns of the CPU table: who used the two cores during a measured run. */
 const CPU_COLUMNS = [
@@ -286,12 +272,7 @@ let pids: Partial<Record<(typeof CPU_COLUMNS)[number], number>> = {}
 
 function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined): Cpu | undefined {
   if (!a || !b) return undefined
-  const toCores = (jiffies: number) => (jiffies / (b.total - a.total)) * os.availableParallelism()
-  const used = (match: (pid: number, comm: string) => boolean) => {
-    let sum = 0
-    for (const [pid, [comm, ticks]] of b.procs) if (match(pid, comm)) sum += ticks - (a.procs.get(pid)?.[1] ?? ticks)
-    return sum
-  }
+  const { used, toCores } = cpuDelta(a, b)
   const byPid = (pid: number | undefined) => (pid === undefined ? 0 : used((p) => p === pid))
   const cpu = {
     load: used((p) => p === process.pid),
@@ -315,24 +296,14 @@ function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined): Cpu | und
 }
 
 /** Waits (up to BENCH_QUIET_WAIT s) until other processes use less than a quarter of a core. */
-async function waitQuiet() {
-  const deadline = Date.now() + QUIET_WAIT_S * 1000
-  let said = false
-  for (;;) {
-    const a = await cpuSnapshot()
-    await new Promise((r) => setTimeout(r, 1000))
-    const b = await cpuSnapshot()
-    if (!a || !b) return
-    const busy = ((b.busy - a.busy) / (b.total - a.total)) * os.availableParallelism()
-    if (busy < 0.25) return
-    if (Date.now() > deadline) {
-      if (said) log(`  the machine is still busy (${pct(busy)} of a core in use); measuring anyway`)
-      return
-    }
-    if (!said) log(`  waiting up to ${QUIET_WAIT_S} s for the machine to be quiet (${pct(busy)} of a core in use) ...`)
-    said = true
-  }
-}
+const waitQuiet = () =>
+  waitUntilQuiet(QUIET_WAIT_S, {
+    waiting: (busy) =>
+      log(`  waiting up to ${QUIET_WAIT_S} s for the machine to be quiet (${pct(busy)} of a core in use) ...`),
+    stillBusy: (busy, waited) => {
+      if (waited) log(`  the machine is still busy (${pct(busy)} of a core in use); measuring anyway`)
+    },
+  })
 
 // ---------------------------------------------------------------- load
 
@@ -367,79 +338,13 @@ async function measureRound(target: Target): Promise<Round> {
   const before = await cpuSnapshot()
   const result = await load(target, DURATION)
   const after = await cpuSnapshot()
-  return {
-    reqs: result['2xx'] / result.duration,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.non2xx + result.errors + result.timeouts,
-    cpu: cpuBetween(before, after),
-  }
-}
-
-async function call(url: string, init: RequestInit, status: number, what: string): Promise<string> {
-  const res = await fetch(url, init)
-  const text = await res.text()
-  if (res.status !== status) throw new Error(`${what}: expected ${status}, got ${res.status} ${text.slice(0, 300)}`)
-  return text
+  return { ...measured(result), cpu: cpuBetween(before, after) }
 }
 
 // ---------------------------------------------------------------- profiles
 
-interface ProfileNode {
-  callFrame: { functionName: string; url: string; lineNumber: number }
-  hitCount?: number
-}
-
-function area(url: string, functionName: string): string {
-  const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (pkg) return pkg[1] as string
-  const svc = /\/services\/([^/]+)\/src\//.exec(url)
-  if (svc) return `${svc[1]} src`
-  if (url.includes('/packages/')) return 'workspace packages'
-  if (url.startsWith('node:')) return 'node internals'
-  return url ? 'other' : functionName || '(native)'
-}
-
-/** The top self-time frames of a --cpu-prof profile, and self time by area. */
-async function topFrames(file: string, n = 15): Promise<string[]> {
-  const profile = JSON.parse(await readFile(file, 'utf8')) as { nodes: ProfileNode[] }
-  const byFrame = new Map<string, number>()
-  const byArea = new Map<string, number>()
-  let total = 0
-  for (const node of profile.nodes) {
-    const hits = node.hitCount ?? 0
-    const { functionName, url, lineNumber } = node.callFrame
-    if (functionName === '(idle)' || hits === 0) continue
-    total += hits
-    const short = url.replace(/^.*\/node_modules\//, '').replace(/^.*\/services\//, '')
-    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim()
-    byFrame.set(key, (byFrame.get(key) ?? 0) + hits)
-    const a = area(url, functionName)
-    byArea.set(a, (byArea.get(a) ?? 0) + hits)
-  }
-  const top = (m: Map<string, number>, k: number) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, k)
-      .map(([what, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${what}`)
-  return [...top(byArea, 10), '--', ...top(byFrame, n)]
-}
-
 async function printProfiles() {
-  const out: string[] = []
-  for (const name of (await readdir(PROFILE_DIR)).sort()) {
-    const files = await Promise.all(
-      (await readdir(join(PROFILE_DIR, name))).map(async (f) => {
-        const path = join(PROFILE_DIR, name, f)
-        return { path, size: (await stat(path)).size }
-      }),
-    )
-    // The main thread's profile is the biggest (tsx's loader thread writes one too).
-    const main = files.sort((a, b) => b.size - a.size)[0]
-    if (!main) continue
-    const top = await topFrames(main.path)
-    out.push(`${name} (${main.path}; self time, idle excluded):\n${top.map((l) => `  ${l}`).join('\n')}`)
-  }
+  const out = await profileSummaries(PROFILE_DIR, 15, /^.*\/services\//)
   log(`\nTop frames of each service:\n\n${out.join('\n\n')}`)
 }
 
@@ -516,7 +421,7 @@ try {
   // The echo flow, imported through the gateway like a client would.
   const flowJson = await readFile(FIXTURE, 'utf8')
   const flow = JSON.parse(
-    await call(
+    await fetchExpecting(
       `${gateway.url}/api/v1/flows/`,
       { method: 'POST', headers: { ...viaGateway, ...json }, body: flowJson },
       201,
@@ -532,7 +437,7 @@ try {
   const monitorSession = 'bench-monitored-session'
   let recordedRun = ''
   for (let i = 0; i < MONITOR_MESSAGES / 2; i++) {
-    recordedRun = await call(
+    recordedRun = await fetchExpecting(
       runService.url + runPath,
       { method: 'POST', headers: { ...internal, ...json }, body: runBody(monitorSession) },
       200,
@@ -544,10 +449,15 @@ try {
   ).outputs?.[0]?.outputs?.[0]?.results?.message?.text
   if (echoed !== 'Hello from the bench') log(`  note: the echo run answered ${JSON.stringify(echoed)}`)
   const monitorPath = `/api/v1/monitor/messages?flow_id=${flow.id}&session_id=${monitorSession}`
-  const recordedMonitor = await call(store.url + monitorPath, { headers: internal }, 200, 'monitor read')
+  const recordedMonitor = await fetchExpecting(store.url + monitorPath, { headers: internal }, 200, 'monitor read')
   const count = (JSON.parse(recordedMonitor) as unknown[]).length
   if (count !== MONITOR_MESSAGES) throw new Error(`monitor read: expected ${MONITOR_MESSAGES} messages, got ${count}`)
-  const throughGateway = await call(gateway.url + monitorPath, { headers: viaGateway }, 200, 'monitor via gateway')
+  const throughGateway = await fetchExpecting(
+    gateway.url + monitorPath,
+    { headers: viaGateway },
+    200,
+    'monitor via gateway',
+  )
   if (throughGateway !== recordedMonitor) throw new Error('the gateway answered the monitor read differently')
   runBytes = Buffer.byteLength(recordedRun)
   monitorBytes = Buffer.byteLength(recordedMonitor)
@@ -701,9 +611,7 @@ log(
   `\n${table.join('\n')}\n\nCPU during the measured runs, in cores (of ${os.availableParallelism()}; mean of the rounds):\n\n${cpuTable.join('\n')}`,
 )
 
-const findings = rows
-  .filter((r) => r.verdict)
-  .map((r) => `- ${r.scenario}: ${r.verdict?.pass ? 'met' : '**missed**'} (${r.verdict?.detail}).`)
+const findings = verdictFindings(rows)
 const noisy = cpuRows.filter((r) => r.cpu.other > 0.15)
 if (noisy.length > 0) {
   findings.push(
@@ -763,16 +671,12 @@ if (abortedLogs > 0) log(`(${fmt(abortedLogs)} log lines of requests cut off whe
 if (CPU_PROF) await printProfiles()
 
 if (WRITE_DOCS && rows.length > 0) {
-  const date = startedAt.toISOString().slice(0, 10)
-  const time = startedAt.toISOString().slice(11, 16)
-  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU'
-  const section = [
-    `## ${date} — gateway (${time} UTC)`,
+  const section = sectionText([
+    sectionHeading(startedAt, 'gateway'),
     '',
     'Results of `pnpm --filter @session-runtime/gateway bench` (services/gateway/bench/run.ts); this section is replaced by each run.',
     '',
-    `- machine: ${os.availableParallelism()} cores (nproc), ${cpu}, ${fmt(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
-    `- node ${process.version}; ${backends.postgres}; ${backends.redis}`,
+    ...machineLines(backends),
     `- processes: message-store, run-service and gateway each in its own Node process (\`src/server.ts\`, LOG_LEVEL=${LOG_LEVEL}); the bare-Fastify baseline and a bare @fastify/http-proxy (same undici settings as the gateway, no hooks) in two more; autocannon 9 in the parent`,
     `- load: ${CONNECTIONS} connections; per scenario ${WARMUP} s of warm-up, then ${ROUNDS} rounds of ${DURATION} s in alternating order (baseline, direct, bare proxy, gateway, then the reverse); rows are the means of the rounds; autocannon reports latency in whole milliseconds`,
     `- echo flow: fixtures/langflow-simple-api-test.json (ChatInput → ChatOutput, no model), one tenant, runs over ${fmt(SESSIONS)} sessions at random (each run stores 2 messages); response ${fmt(runBytes)} bytes. Monitor read: one session of ${MONITOR_MESSAGES} messages, ${fmt(monitorBytes)} bytes`,
@@ -789,9 +693,7 @@ if (WRITE_DOCS && rows.length > 0) {
     '',
     ...findings,
     '',
-  ]
-    .filter((line, i, all) => line !== '' || all[i - 1] !== '')
-    .join('\n')
+  ])
   const intro =
     '# Benchmarks\n\nResults of `pnpm bench`, newest first. ' +
     'Compare ratios within one run, not absolute numbers across runs (see performance-notes).\n'
@@ -802,5 +704,5 @@ if (WRITE_DOCS && rows.length > 0) {
   await writeFile(DOCS, withGatewaySection(previous, section, intro))
   log(`\nwrote ${DOCS}`)
 } else {
-  log('\n(docs/benchmarks.md not written: short run; set BENCH_DOCS=1 to write it anyway)')
+  log(DOCS_NOT_WRITTEN)
 }

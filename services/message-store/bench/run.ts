@@ -19,42 +19,61 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createPgDatabase, createPgliteDatabase, type Database, quoteIdent } from '@session-runtime/db'
+import {
+  childExecArgv,
+  cpuDelta,
+  cpuSnapshot,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  DOCS_NOT_WRITTEN,
+  deleteRedisKeys,
+  dropSchemas,
+  fetchExpecting,
+  fmt,
+  type Measured as LoadMeasured,
+  machineLines,
+  measured,
+  pct,
+  positiveInt,
+  probeBackends,
+  profileSummaries,
+  redisVersion,
+  type Snapshot,
+  sectionHeading,
+  sectionText,
+  verdictFindings,
+  waitUntilQuiet,
+  writeDocsWanted,
+} from '@session-runtime/bench'
+import { createPgDatabase, createPgliteDatabase, type Database } from '@session-runtime/db'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import autocannon from 'autocannon'
-import { Redis } from 'ioredis'
-import pg from 'pg'
 import { migrateMessageStore, STATEMENT_PREFIX } from '../src/plugins/app/database.js'
 import { historyBody, listSessions, messageInput, type SessionRef, seed, TENANT } from './dataset.js'
 import type { ServerReply, ServerRequest } from './server.js'
 
 const env = process.env
-const int = (value: string | undefined, fallback: number) => {
-  const n = Number(value)
-  return value && Number.isFinite(n) && n > 0 ? n : fallback
-}
 
-const DURATION = int(env.BENCH_DURATION, 10)
-const WARMUP = int(env.BENCH_WARMUP, Math.min(3, DURATION))
-const CONNECTIONS = int(env.BENCH_CONNECTIONS, 50)
-const SESSIONS = int(env.BENCH_SESSIONS, 20_000)
+const DURATION = positiveInt(env.BENCH_DURATION, 10)
+const WARMUP = positiveInt(env.BENCH_WARMUP, Math.min(3, DURATION))
+const CONNECTIONS = positiveInt(env.BENCH_CONNECTIONS, 50)
+const SESSIONS = positiveInt(env.BENCH_SESSIONS, 20_000)
 const PER_SESSION = 50
 const FLOWS = 20
 const HISTORY_LIMIT = 50
 const HOT_SESSIONS = Math.min(1000, SESSIONS)
-const BATCH_SIZE = int(env.BENCH_BATCH_SIZE, 100)
-const POOL_MAX = int(env.BENCH_POOL_MAX, 16)
-const DATABASE_URL = env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const REDIS_URL = env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const BATCH_SIZE = positiveInt(env.BENCH_BATCH_SIZE, 100)
+const POOL_MAX = positiveInt(env.BENCH_POOL_MAX, 16)
+const DATABASE_URL = env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL
+const REDIS_URL = env.BENCH_REDIS_URL ?? DEFAULT_REDIS_URL
 const SCHEMA = env.BENCH_SCHEMA ?? 'bench'
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
-const WRITE_DOCS = env.BENCH_DOCS ? env.BENCH_DOCS === '1' : DURATION >= 10
+const WRITE_DOCS = writeDocsWanted(env.BENCH_DOCS, DURATION)
 const INTERNAL_TOKEN = `bench-${randomBytes(12).toString('hex')}`
 
 const here = fileURLToPath(new URL('.', import.meta.url))
@@ -63,50 +82,16 @@ const PROFILE_DIR = join(here, '.profiles')
 const DOCS = fileURLToPath(new URL('../../../docs/benchmarks.md', import.meta.url))
 
 const log = (line: string) => console.log(line)
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
-const pct = (n: number) => `${fmt(n * 100)}%`
 
 // ---------------------------------------------------------------- backends
 
-/** Sends `probe` and resolves true when the server answers with something matching `expect` (as scripts/test.mjs). */
-function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect({ host: hostname, port: Number(port) })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1500, () => done(false))
-    socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write(probe))
-    socket.on('data', (data) => done(expect.test(data.toString('latin1'))))
-  })
-}
-
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
-const [hasPostgres, hasRedis] = await Promise.all([
-  reachable(DATABASE_URL, SSL_REQUEST, /^[SN]/),
-  reachable(REDIS_URL, 'PING\r\n', /^\+PONG/),
-])
+const [hasPostgres, hasRedis] = await probeBackends(DATABASE_URL, REDIS_URL)
 const redisPrefix = `bench:${process.pid}:${randomBytes(4).toString('hex')}:`
 let pgliteDir: string | undefined
 
-async function dropSchema() {
-  const client = new pg.Client({ connectionString: DATABASE_URL })
-  await client.connect()
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(SCHEMA)} CASCADE`)
-  } finally {
-    await client.end()
-  }
-}
-
 async function openDatabase(): Promise<Database> {
   if (hasPostgres) {
-    await dropSchema()
+    await dropSchemas(DATABASE_URL, [SCHEMA])
     return createPgDatabase({
       connectionString: DATABASE_URL,
       schema: SCHEMA,
@@ -127,30 +112,8 @@ async function backendVersions(db: Database) {
     ? `Postgres ${rows[0]?.v} at ${new URL(DATABASE_URL).host} (schema ${SCHEMA}, pool ${POOL_MAX})`
     : `embedded PGlite (Postgres ${rows[0]?.v}; no Postgres reachable at ${new URL(DATABASE_URL).host})`
   let redis = `in-process LRU only (no Redis reachable at ${new URL(REDIS_URL).host})`
-  if (hasRedis) {
-    const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-    await client.connect()
-    const info = await client.info('server')
-    client.disconnect()
-    redis = `Redis ${/redis_version:(\S+)/.exec(info)?.[1] ?? '?'} at ${new URL(REDIS_URL).host}`
-  }
+  if (hasRedis) redis = `Redis ${await redisVersion(REDIS_URL)} at ${new URL(REDIS_URL).host}`
   return { postgres, redis }
-}
-
-async function deleteRedisKeys() {
-  if (!hasRedis) return
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-  try {
-    await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${redisPrefix}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-  } finally {
-    redis.disconnect()
-  }
 }
 
 // ---------------------------------------------------------------- the server child
@@ -182,9 +145,8 @@ function nextMessage(child: ChildProcess): Promise<ServerReply> {
 }
 
 async function startServer(name: string, start: Extract<ServerRequest, { type: 'start' }>): Promise<Server> {
-  const execArgv = ['--conditions=@session-runtime/source', '--import', 'tsx']
   // One directory per server: the main thread and tsx's loader thread each write a profile.
-  if (CPU_PROF) execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(PROFILE_DIR, name)}`)
+  const execArgv = childExecArgv(CPU_PROF ? join(PROFILE_DIR, name) : undefined)
   const child = fork(SERVER, [], {
     execArgv,
     env: { ...env, NODE_ENV: 'production' },
@@ -250,57 +212,14 @@ interface Cpu {
   other: number
 }
 
-interface Measured {
-  reqs: number
-  p50: number
-  p99: number
-  errors: number
+interface Measured extends LoadMeasured {
   cpu: Cpu | undefined
   misses: number
 }
 
-/**
- * CPU time (jiffies) of the whole machine and of each process, from /proc (Linux),
- * to tell where the two cores went during a run. undefined elsewhere.
- */
-async function cpuSnapshot(): Promise<
-  { busy: number; total: number; procs: Map<number, [string, number]> } | undefined
-> {
-  try {
-    const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? ''
-    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
-      .split(/\s+/)
-      .slice(1)
-      .map(Number)
-    const busy = user + nice + system + irq + softirq + steal
-    const procs = new Map<number, [string, number]>()
-    for (const dir of await readdir('/proc')) {
-      if (!/^\d+$/.test(dir)) continue
-      const stat = await readFile(`/proc/${dir}/stat`, 'utf8').catch(() => '')
-      const close = stat.lastIndexOf(')')
-      if (close < 0) continue
-      const fields = stat.slice(close + 2).split(' ')
-      procs.set(Number(dir), [stat.slice(stat.indexOf('(') + 1, close), Number(fields[11]) + Number(fields[12])])
-    }
-    return { busy, total: busy + idle + iowait, procs }
-  } catch {
-    return undefined
-  }
-}
-
-type Snapshot = NonNullable<Awaited<ReturnType<typeof cpuSnapshot>>>
-
 function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined, serverPid: number): Cpu | undefined {
   if (!a || !b) return undefined
-  const cores = os.availableParallelism()
-  const toCores = (jiffies: number) => (jiffies / (b.total - a.total)) * cores
-  const used = (match: (pid: number, comm: string) => boolean) => {
-    let sum = 0
-    for (const [pid, [comm, ticks]] of b.procs) {
-      if (match(pid, comm)) sum += ticks - (a.procs.get(pid)?.[1] ?? ticks)
-    }
-    return sum
-  }
+  const { used, toCores } = cpuDelta(a, b)
   const server = used((pid) => pid === serverPid)
   const load = used((pid) => pid === process.pid)
   const postgres = used((_, comm) => comm === 'postgres')
@@ -322,24 +241,12 @@ const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 120)
  * waits (up to BENCH_QUIET_WAIT s) until the machine is idle but for the idle
  * server, Postgres and Redis, and says so when it is not.
  */
-async function waitQuiet() {
-  const deadline = Date.now() + QUIET_WAIT_S * 1000
-  let said = false
-  for (;;) {
-    const a = await cpuSnapshot()
-    await new Promise((r) => setTimeout(r, 1000))
-    const b = await cpuSnapshot()
-    if (!a || !b) return
-    const busy = ((b.busy - a.busy) / (b.total - a.total)) * os.availableParallelism()
-    if (busy < 0.25) return
-    if (Date.now() > deadline) {
-      log(`  warning: the machine is still busy (${pct(busy)} of a core used by other processes); measuring anyway`)
-      return
-    }
-    if (!said) log(`  waiting for the machine to be quiet (${pct(busy)} of a core in use) ...`)
-    said = true
-  }
-}
+const waitQuiet = () =>
+  waitUntilQuiet(QUIET_WAIT_S, {
+    waiting: (busy) => log(`  waiting for the machine to be quiet (${pct(busy)} of a core in use) ...`),
+    stillBusy: (busy) =>
+      log(`  warning: the machine is still busy (${pct(busy)} of a core used by other processes); measuring anyway`),
+  })
 
 const RETRIES = Number(env.BENCH_RETRIES ?? 2)
 /** Cores used by other processes during a run above which the run is measured again. */
@@ -361,10 +268,7 @@ async function measure(server: Server, load: Load): Promise<Measured> {
     const cpuAfter = await cpuSnapshot()
     const after = await server.stats()
     const m: Measured = {
-      reqs: result['2xx'] / result.duration,
-      p50: result.latency.p50,
-      p99: result.latency.p99,
-      errors: result.non2xx + result.errors + result.timeouts,
+      ...measured(result),
       cpu: cpuBetween(cpuBefore, cpuAfter, server.pid),
       misses: after.misses - before.misses,
     }
@@ -378,12 +282,8 @@ async function measure(server: Server, load: Load): Promise<Measured> {
   return best as Measured
 }
 
-async function check(server: Server, path: string, init: RequestInit, status: number, what: string) {
-  const res = await fetch(server.url + path, init)
-  const text = await res.text()
-  if (res.status !== status) throw new Error(`${what}: expected ${status}, got ${res.status} ${text.slice(0, 300)}`)
-  return text
-}
+const check = (server: Server, path: string, init: RequestInit, status: number, what: string) =>
+  fetchExpecting(server.url + path, init, status, what)
 
 async function checkHistory(server: Server, ref: SessionRef): Promise<string> {
   const body = await check(server, historyPath(ref), { headers }, 200, 'history read')
@@ -570,49 +470,6 @@ const scenarios: Scenario[] = [
   },
 ]
 
-// ---------------------------------------------------------------- profiles
-
-interface ProfileNode {
-  id: number
-  callFrame: { functionName: string; url: string; lineNumber: number }
-  hitCount?: number
-}
-
-/** Where a frame's code lives: a package, the store's source, Node itself, or V8 ((garbage collector), ...). */
-function area(url: string, functionName: string): string {
-  const pkg = /node_modules\/(?:\.pnpm\/[^/]+\/node_modules\/)?((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (pkg) return pkg[1] as string
-  if (url.includes('/services/message-store/src/')) return 'message-store src'
-  if (url.includes('/packages/')) return 'workspace packages'
-  if (url.startsWith('node:')) return 'node internals'
-  return url ? 'other' : functionName || '(native)'
-}
-
-/** The top self-time frames of a --cpu-prof profile, and self time by area. */
-async function topFrames(file: string, n = 20): Promise<string[]> {
-  const profile = JSON.parse(await readFile(file, 'utf8')) as { nodes: ProfileNode[] }
-  const byFrame = new Map<string, number>()
-  const byArea = new Map<string, number>()
-  let total = 0
-  for (const node of profile.nodes) {
-    const hits = node.hitCount ?? 0
-    const { functionName, url, lineNumber } = node.callFrame
-    if (functionName === '(idle)' || hits === 0) continue
-    total += hits
-    const short = url.replace(/^.*\/node_modules\//, '').replace(/^.*\/services\/message-store\//, '')
-    const key = `${functionName || '(anonymous)'} ${short ? `${short}:${lineNumber + 1}` : ''}`.trim()
-    byFrame.set(key, (byFrame.get(key) ?? 0) + hits)
-    const a = area(url, functionName)
-    byArea.set(a, (byArea.get(a) ?? 0) + hits)
-  }
-  const top = (m: Map<string, number>, k: number) =>
-    [...m.entries()]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, k)
-      .map(([what, hits]) => `${((hits / total) * 100).toFixed(1).padStart(5)}%  ${what}`)
-  return [...top(byArea, 10), '--', ...top(byFrame, n)]
-}
-
 // ---------------------------------------------------------------- main
 
 const startedAt = new Date()
@@ -671,7 +528,7 @@ try {
     }
   }
 } finally {
-  await deleteRedisKeys().catch(() => {})
+  if (hasRedis) await deleteRedisKeys(REDIS_URL, redisPrefix).catch(() => {})
   if (pgliteDir) await rm(pgliteDir, { recursive: true, force: true })
 }
 
@@ -703,9 +560,7 @@ log(
   `\n${table.join('\n')}\n\nCPU during the measured runs, in cores (of ${os.availableParallelism()}):\n\n${cpuTable.join('\n')}`,
 )
 
-const findings = rows
-  .filter((r) => r.verdict)
-  .map((r) => `- ${r.scenario}: ${r.verdict?.pass ? 'met' : '**missed**'} (${r.verdict?.detail}).`)
+const findings = verdictFindings(rows)
 const noisy = rows.filter((r) => (r.cpu?.other ?? 0) > NOISE)
 if (noisy.length > 0) {
   findings.push(
@@ -713,33 +568,16 @@ if (noisy.length > 0) {
   )
 }
 
-const profiles: string[] = []
 if (CPU_PROF) {
-  for (const name of (await readdir(PROFILE_DIR)).sort()) {
-    // The main thread's profile is the biggest one (the loader thread only starts the server).
-    const files = await Promise.all(
-      (await readdir(join(PROFILE_DIR, name))).map(async (f) => {
-        const path = join(PROFILE_DIR, name, f)
-        return { path, size: (await stat(path)).size }
-      }),
-    )
-    const main = files.sort((a, b) => b.size - a.size)[0]
-    if (!main) continue
-    const top = await topFrames(main.path)
-    profiles.push(`${name} (${main.path}; self time, idle excluded):\n${top.map((l) => `  ${l}`).join('\n')}`)
-  }
+  const profiles = await profileSummaries(PROFILE_DIR, 20, /^.*\/services\/message-store\//)
   log(`\nTop frames of each server:\n\n${profiles.join('\n\n')}`)
 }
 
 if (WRITE_DOCS) {
-  const date = startedAt.toISOString().slice(0, 10)
-  const time = startedAt.toISOString().slice(11, 16)
-  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU'
-  const section = [
-    `## ${date} — message-store (${time} UTC)`,
+  const section = sectionText([
+    sectionHeading(startedAt, 'message-store'),
     '',
-    `- machine: ${os.availableParallelism()} cores (nproc), ${cpu}, ${fmt(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
-    `- node ${process.version}; ${backends.postgres}; ${backends.redis}`,
+    ...machineLines(backends),
     `- load: autocannon 9 in the parent process, ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s of warm-up; each server in its own child process (Fastify logger at \`warn\`); autocannon reports latency in whole milliseconds`,
     `- data: ${fmt(SESSIONS * PER_SESSION)} messages in ${fmt(SESSIONS)} sessions of ${PER_SESSION} (seeded with INSERT … SELECT generate_series, interleaved in time), history body ${fmt(Buffer.byteLength(baselineBody))} bytes; hot reads over ${fmt(HOT_SESSIONS)} cached sessions, other reads and writes over all sessions at random`,
     CPU_PROF ? '- profiled with --cpu-prof: numbers are lower than without' : '',
@@ -754,9 +592,7 @@ if (WRITE_DOCS) {
     '',
     ...findings,
     '',
-  ]
-    .filter((line, i, all) => line !== '' || all[i - 1] !== '')
-    .join('\n')
+  ])
   const intro =
     '# Benchmarks\n\nResults of `pnpm bench` (services/message-store/bench/run.ts), newest first. ' +
     'Compare ratios within one run, not absolute numbers across runs (see performance-notes).\n'
@@ -769,5 +605,5 @@ if (WRITE_DOCS) {
   await writeFile(DOCS, `${intro}\n${section}\n${previous ? `\n${previous.trimEnd()}\n` : ''}`)
   log(`\nwrote ${DOCS}`)
 } else {
-  log('\n(docs/benchmarks.md not written: short run; set BENCH_DOCS=1 to write it anyway)')
+  log(DOCS_NOT_WRITTEN)
 }

@@ -1,0 +1,69 @@
+import { createServer } from 'node:net'
+import t from 'tap'
+import {
+  cpuDelta,
+  cpuSnapshot,
+  freePort,
+  measured,
+  pct,
+  positiveInt,
+  probeBackends,
+  sectionHeading,
+  sectionText,
+  verdictFindings,
+  writeDocsWanted,
+} from '../src/index.js'
+
+t.test('settings: positive numbers, else the default; docs only for runs of 10 s unless told', async (t) => {
+  t.equal(positiveInt('5', 10), 5)
+  t.equal(positiveInt('0', 10), 10)
+  t.equal(positiveInt('x', 10), 10)
+  t.equal(positiveInt(undefined, 10), 10)
+  t.equal(writeDocsWanted(undefined, 10), true)
+  t.equal(writeDocsWanted(undefined, 2), false)
+  t.equal(writeDocsWanted('1', 2), true)
+  t.equal(writeDocsWanted('0', 10), false)
+})
+
+t.test('an autocannon result: 2xx per second, percentiles, every kind of failure', async (t) => {
+  const result = { '2xx': 900, duration: 3, latency: { p50: 4, p99: 12 }, non2xx: 2, errors: 1, timeouts: 3 }
+  t.same(measured(result as never), { reqs: 300, p50: 4, p99: 12, errors: 6 })
+})
+
+t.test('report lines', async (t) => {
+  t.equal(pct(0.256), '26%')
+  t.equal(sectionHeading(new Date('2024-05-06T07:08:09Z'), 'gateway'), '## 2024-05-06 — gateway (07:08 UTC)')
+  t.same(
+    verdictFindings([
+      { scenario: 'a', verdict: { pass: true, detail: 'fine' } },
+      { scenario: 'b' },
+      { scenario: 'c', verdict: { pass: false, detail: 'slow' } },
+    ]),
+    ['- a: met (fine).', '- c: **missed** (slow).'],
+  )
+  t.equal(sectionText(['x', '', '', 'y', '']), 'x\n\ny\n')
+})
+
+t.test('a free port, and a probe of a port nobody answers on', async (t) => {
+  const port = await freePort()
+  t.ok(port > 0)
+  const silent = createServer((socket) => socket.on('data', () => socket.end('nonsense')))
+  await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => silent.close())
+  t.same(await probeBackends(`postgres://127.0.0.1:${port}/x`, `redis://127.0.0.1:${port}`), [false, false])
+})
+
+t.test('CPU accounting from /proc', { skip: process.platform !== 'linux' && 'no /proc' }, async (t) => {
+  const a = await cpuSnapshot()
+  await new Promise((r) => setTimeout(r, 50))
+  const b = await cpuSnapshot()
+  if (!a || !b) return t.fail('no snapshot')
+  t.ok(b.procs.has(process.pid))
+  const { used, toCores } = cpuDelta(a, b)
+  t.ok(used((pid) => pid === process.pid) >= 0)
+  t.equal(
+    used(() => false),
+    0,
+  )
+  t.ok(Number.isFinite(toCores(1)) || b.total === a.total)
+})
