@@ -70,8 +70,8 @@ const needs = [
     hint: 'no redis-server',
   },
   {
-    what: 'Postgres restart test',
-    glob: 'tests/faults/postgres-restart.test.ts',
+    what: 'Postgres restart tests',
+    glob: 'tests/faults/postgres-restart*.test.ts',
     present: hasPostgresServer,
     hint: 'no /usr/lib/postgresql/<major>/bin/initdb',
   },

@@ -10,19 +10,13 @@
 // recovers by itself (no restart: the same app object throughout); every acknowledged message is in
 // Postgres exactly once; every read that started after an acknowledgement contains that message; and
 // afterwards the cached and uncached histories agree with the table.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { existsSync } from 'node:fs'
-import { chown, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createPgDatabase } from '../../packages/db/src/pg-database.js'
 import { buildApp } from '../../services/message-store/src/app.js'
 import { loadConfig } from '../../services/message-store/src/config.js'
 import { INTERNAL_TOKEN, internalHeaders } from '../../services/message-store/test/helpers/app.js'
-import { freePorts } from '../helpers/processes.js'
+import { asRoot, PostgresServer, postgresBin } from '../helpers/postgres-server.js'
 
 const TENANT = 'tenant-a'
 const SCHEMA = 'faults'
@@ -42,148 +36,6 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ti
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
     await sleep(20)
-  }
-}
-
-/** The newest installed Postgres server binaries (Debian: /usr/lib/postgresql/<major>/bin). */
-async function postgresBin(): Promise<string | undefined> {
-  const base = '/usr/lib/postgresql'
-  const majors = existsSync(base) ? (await readdir(base)).filter((v) => /^\d+$/.test(v)) : []
-  const found = majors
-    .sort((a, b) => Number(b) - Number(a))
-    .map((v) => join(base, v, 'bin'))
-    .find((bin) => existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'postgres')))
-  return found
-}
-
-// Postgres refuses to run as root: then it runs as the `postgres` user, through setpriv, which execs
-// (so the child process IS the postmaster, and signals reach it directly).
-const asRoot = process.getuid?.() === 0
-function asPostgresUser(cmd: string, args: string[]): [string, string[]] {
-  return asRoot
-    ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', cmd, ...args]]
-    : [cmd, args]
-}
-
-// The servers of this file never outlive it, even when tap stops it: an immediate shutdown.
-const running = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGQUIT')
-})
-
-class PostgresServer {
-  proc: ChildProcess | undefined
-  private log = ''
-  private constructor(
-    readonly bin: string,
-    readonly dir: string,
-    readonly port: number,
-  ) {}
-
-  get url() {
-    return `postgres://postgres@127.0.0.1:${this.port}/postgres`
-  }
-
-  output() {
-    return this.log.slice(-4000)
-  }
-
-  static async create(t: Test, bin: string): Promise<PostgresServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'pg-fault-'))
-    const [port = 0] = await freePorts(1)
-    const server = new PostgresServer(bin, dir, port)
-    t.teardown(async () => {
-      await server.stop('immediate')
-      await rm(dir, { recursive: true, force: true })
-    })
-    if (asRoot) {
-      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString())
-      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString())
-      await chown(dir, uid, gid)
-    }
-    const [cmd, args] = asPostgresUser(join(bin, 'initdb'), [
-      '-D',
-      join(dir, 'data'),
-      '-U',
-      'postgres',
-      '-A',
-      'trust',
-      '-E',
-      'UTF8',
-      '--no-sync',
-    ])
-    execFileSync(cmd, args, { stdio: 'pipe', timeout: 60_000 })
-    return server
-  }
-
-  /** Starts the postmaster and waits until it accepts connections. */
-  async start(): Promise<void> {
-    const [cmd, args] = asPostgresUser(join(this.bin, 'postgres'), [
-      '-D',
-      join(this.dir, 'data'),
-      '-p',
-      String(this.port),
-      '-k',
-      this.dir,
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'fsync=off',
-      '-c',
-      'max_connections=40',
-    ])
-    const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    this.proc = proc
-    running.add(proc)
-    proc.on('exit', () => running.delete(proc))
-    const keep = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-16_000)
-    }
-    proc.stdout?.on('data', keep)
-    proc.stderr?.on('data', keep)
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`postgres exited (${proc.exitCode}):\n${this.output()}`)
-      return this.accepts()
-    }, `postgres on port ${this.port}`)
-  }
-
-  /** True when a new connection runs a query. */
-  async accepts(): Promise<boolean> {
-    const db = await createPgDatabase({
-      connectionString: this.url,
-      schema: 'public',
-      max: 1,
-      statementTimeoutMs: 2000,
-      connectTimeoutMs: 1000,
-      statementPrefix: 'probe_',
-    })
-    try {
-      await db.query('SELECT 1')
-      return true
-    } catch {
-      return false
-    } finally {
-      await db.close().catch(() => {})
-    }
-  }
-
-  /** `fast`: SIGINT (sessions terminated, clean shutdown); `immediate`: SIGQUIT (crash; recovery at start). */
-  async stop(mode: 'fast' | 'immediate'): Promise<void> {
-    const proc = this.proc
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = once(proc, 'exit')
-    proc.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT')
-    let timer: NodeJS.Timeout | undefined
-    const done = await Promise.race([
-      exited.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), 20_000)
-      }),
-    ]).finally(() => clearTimeout(timer))
-    if (!done) {
-      proc.kill('SIGKILL')
-      await exited
-    }
   }
 }
 

@@ -105,6 +105,8 @@ export interface ProcessStackOptions {
    * of memory, so that a restarted service finds its data again. No effect with Postgres.
    */
   persistentData?: boolean
+  /** Postgres for the message-store and the run-service instead of TEST_DATABASE_URL (e.g. a test's own server). */
+  postgresUrl?: string
 }
 
 /** `count` distinct free ports: bound together on port 0 (so they differ), then released. */
@@ -253,7 +255,7 @@ async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
  * schemas and Redis keys. Tenants: `tenant-a` (KEY_A) and `tenant-b` (KEY_B).
  */
 export async function startProcessStack(t: Test, opts: ProcessStackOptions = {}): Promise<ProcessStack> {
-  const found = backends()
+  const found = { ...backends(), ...(opts.postgresUrl ? { postgresUrl: opts.postgresUrl } : {}) }
   const id = `e2e_${process.pid}_${randomBytes(4).toString('hex')}`
   const schemas = { messageStore: `${id}_ms`, runService: `${id}_rs` }
   const redisKeyPrefix = `${id}:`
@@ -298,7 +300,10 @@ export async function startProcessStack(t: Test, opts: ProcessStackOptions = {})
   t.teardown(async () => {
     stopping = true
     await Promise.all(Object.values(services).map((service) => stopProcess(service.child)))
-    if (found.postgresUrl) await dropSchemas(found.postgresUrl, [schemas.messageStore, schemas.runService])
+    // a test's own Postgres is thrown away with its data directory
+    if (found.postgresUrl && !opts.postgresUrl) {
+      await dropSchemas(found.postgresUrl, [schemas.messageStore, schemas.runService])
+    }
     if (found.redisUrl) await deleteRedisKeys(found.redisUrl, redisKeyPrefix)
     if (dataDir) rmSync(dataDir, { recursive: true, force: true })
   })
