@@ -1,3 +1,4 @@
+import { type Readable, Transform } from 'node:stream'
 import proxy from '@fastify/http-proxy'
 import rateLimit from '@fastify/rate-limit'
 import { INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
@@ -5,6 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent, type Dispatcher } from 'undici'
 import { API_KEY_HEADER, withoutApiKeyParam } from '../api-keys.js'
 import { Errors } from '../errors.js'
+import { EventStreamWatch } from '../event-stream-watch.js'
 
 export interface Upstream {
   /** Public path prefix, forwarded unchanged. */
@@ -36,6 +38,50 @@ function upstreamError(name: string, error: FastifyError): FastifyError {
   if (error.statusCode === 503 || UNREACHABLE.has(cause)) return new Errors.UpstreamUnavailable(name)
   if (error.statusCode === 504) return new Errors.UpstreamTimeout(name)
   return new Errors.UpstreamFailed(name)
+}
+
+/** What a client of a broken streamed run is told, as the stream's last event. */
+export function brokenStreamMessage(upstream: string, requestId: string): string {
+  return `The ${upstream} stopped answering during the run, so the run's outcome is unknown (request id ${requestId})`
+}
+
+/**
+ * A streamed answer (`text/event-stream`) passed on chunk by chunk as it arrives, with one `error` event added
+ * at its end when it stops (the connection to the service cut, or its body ended) without a last `end` or
+ * `error` event: the stream never just stops (spec §3). Nothing is added after a final event, nor for a client
+ * that went away: then the answer from upstream is dropped (and its request cancelled, see the pool below).
+ */
+function guardEventStream(
+  body: Readable,
+  closing: { message: () => string; onAppend: (cause: string) => void },
+): Readable {
+  const watch = new EventStreamWatch()
+  let cause = 'the body ended without an end or error event'
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      watch.push(chunk)
+      done(null, chunk)
+    },
+    flush(done) {
+      const tail = watch.closing(closing.message())
+      if (tail) closing.onAppend(cause)
+      done(null, tail || undefined)
+    },
+  })
+  body.on('error', (error: Error & { code?: string }) => {
+    cause = `the connection broke off (${error.code ?? error.name})`
+  })
+  body.once('close', () => {
+    // ended: pipe() has ended `out` already; `out` gone: the client went away
+    if (body.readableEnded || out.destroyed || out.writableEnded) return
+    body.unpipe(out)
+    out.end()
+  })
+  out.once('close', () => {
+    if (!body.readableEnded) body.destroy()
+  })
+  body.pipe(out)
+  return out
 }
 
 /**
@@ -113,6 +159,22 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
           return q === -1 ? '' : url.slice(q + 1)
         },
         onError: (reply, { error }) => reply.send(upstreamError(upstream.name, error as FastifyError)),
+        // reply-from's default is `reply.send(res.stream)`; streamed runs get their last event guaranteed
+        onResponse: (request, reply, res) => {
+          const body = res.stream as Readable
+          if (!/^text\/event-stream\b/i.test(String(reply.getHeader('content-type') ?? ''))) return reply.send(body)
+          reply.removeHeader('content-length')
+          reply.send(
+            guardEventStream(body, {
+              message: () => brokenStreamMessage(upstream.name, request.id),
+              onAppend: (cause) =>
+                request.log.warn(
+                  { upstream: upstream.name, cause },
+                  'streamed answer broke off without an end or error event: error event appended',
+                ),
+            }),
+          )
+        },
       },
     })
   }

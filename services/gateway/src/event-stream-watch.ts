@@ -1,0 +1,104 @@
+/**
+ * Watches a streamed run as it passes through (spec §3 "Streaming": Langflow's format, one JSON object
+ * `{"event": "<name>", "data": {...}}` per line, then a blank line; not `data:`-framed) and tells what must be
+ * appended if the stream stops at this point: nothing after a final event (`end` or `error`), else one `error`
+ * event, so that a stream never just stops. It never holds anything back: it keeps a copy of the line under way
+ * only (one event), and lines are split on the newline byte, so a character split across chunks is never cut.
+ */
+
+const NEWLINE = 0x0a
+const FINAL_EVENTS = new Set(['end', 'error'])
+const decoder = new TextDecoder()
+
+/** The event named by one line of the stream, or undefined when the line is not a (complete) event. */
+export function eventName(line: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(line)
+    if (typeof parsed !== 'object' || parsed === null) return undefined
+    const name = (parsed as { event?: unknown }).event
+    return typeof name === 'string' ? name : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** One `error` event in the run-service's framing (its `writeEvent`): the JSON line, then a blank line. */
+export function errorEvent(message: string): string {
+  return `${JSON.stringify({ event: 'error', data: { error: message } })}\n\n`
+}
+
+export class EventStreamWatch {
+  /** The bytes of the line under way (not yet ended by a newline). */
+  #line: Uint8Array[] = []
+  #lineBytes = 0
+  /** The name of the last complete (newline-ended) line's event; undefined when that line was no event. */
+  #lastEvent: string | undefined
+  /** Anything seen at all. */
+  #started = false
+  /** How many newlines the stream seen so far ends with (0 in the middle of a line). */
+  #trailingNewlines = 0
+
+  /** Sees the next chunk of the stream, as it is passed on. */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return
+    this.#started = true
+    let start = 0
+    for (let end = chunk.indexOf(NEWLINE); end !== -1; end = chunk.indexOf(NEWLINE, start)) {
+      this.#collect(chunk.subarray(start, end))
+      this.#endLine()
+      start = end + 1
+    }
+    this.#collect(chunk.subarray(start))
+  }
+
+  /** The event of the last complete line (blank lines aside); undefined if there is none or it is no event. */
+  get lastEvent(): string | undefined {
+    return this.#lastEvent
+  }
+
+  /** Whether the stream may stop here: its last event is `end` or `error` (a last line without its newline too). */
+  get final(): boolean {
+    if (FINAL_EVENTS.has(this.#lastEvent ?? '')) return true
+    return this.#lineBytes > 0 && FINAL_EVENTS.has(eventName(this.#pending()) ?? '')
+  }
+
+  /**
+   * What to append when the stream stops here: '' after a final event, else the newlines that end the line
+   * under way and the blank line after it, then an `error` event with `message`.
+   */
+  closing(message: string): string {
+    if (this.final) return ''
+    const separator = this.#started ? '\n'.repeat(Math.max(0, 2 - this.#trailingNewlines)) : ''
+    return separator + errorEvent(message)
+  }
+
+  #collect(bytes: Uint8Array): void {
+    if (bytes.length === 0) return
+    // a copy: the chunk itself goes on downstream
+    this.#line.push(new Uint8Array(bytes))
+    this.#lineBytes += bytes.length
+    this.#trailingNewlines = 0
+  }
+
+  #endLine(): void {
+    this.#trailingNewlines++
+    if (this.#lineBytes === 0) return // a blank line (or a lone \r below) separates events: the last one stays
+    const line = this.#pending()
+    this.#line = []
+    this.#lineBytes = 0
+    if (line.trim() === '') return
+    this.#trailingNewlines = 1
+    this.#lastEvent = eventName(line)
+  }
+
+  #pending(): string {
+    if (this.#line.length === 1) return decoder.decode(this.#line[0])
+    const bytes = new Uint8Array(this.#lineBytes)
+    let at = 0
+    for (const part of this.#line) {
+      bytes.set(part, at)
+      at += part.length
+    }
+    return decoder.decode(bytes)
+  }
+}
