@@ -343,11 +343,17 @@ export async function listMessages(db: Queryable, tenant: string, q: MessagesQue
   }
   const order = [column ? `m.${column} ${dir}` : '', `m.ts ${dir}`, `m.seq ${dir}`].filter(Boolean).join(', ')
   params.push(q.limit + 1, q.offset)
+  // The page's rows are chosen first and only they are turned into JSON: were the planner to sort a whole
+  // flow's (or tenant's) messages — it does with statistics that lag a fast-growing table — it would
+  // otherwise build the JSON of every one of them before the sort (seconds at 80,000 messages; the soak).
   const { rows } = await db.query<{ json: string; t: string; s: string; v: string | null }>(
     `SELECT message_json(m) AS json, ${iso('m.ts')} AS t,
        m.seq::text AS s, ${column ? `m.${column}` : 'NULL'} AS v
-     FROM messages m WHERE ${where.join(' AND ')}
-     ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
+     FROM (
+       SELECT m.id FROM messages m WHERE ${where.join(' AND ')}
+       ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}
+     ) page JOIN messages m ON m.id = page.id
+     ORDER BY ${order}`,
     params,
   )
   return toPage(rows, q.limit, (last) => ({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }))
