@@ -31,7 +31,8 @@
  *
  * Settings: SOAK_MINUTES, SOAK_CONCURRENCY, SOAK_SESSIONS, SOAK_DATABASE_URL
  * (postgres://postgres@127.0.0.1:5432/postgres), SOAK_REDIS_URL (redis://127.0.0.1:6379), SOAK_LOG_LEVEL
- * (warn), SOAK_DOCS (1). Own Postgres schemas and Redis key prefix, removed afterwards.
+ * (warn), SOAK_DOCS (1). Own Postgres schemas and Redis key prefix, removed afterwards. On a server with
+ * autovacuum off, the soak runs `VACUUM (ANALYZE)` on its own schemas once a minute in its place (and says so).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -373,9 +374,16 @@ const samples: { at: number; rss: PerService; heap: PerService }[] = []
 let loadStartedAt = 0
 let loadEndedAt = 0
 let versions = ''
+/** The server's `autovacuum` setting; when off, the soak vacuums its own schemas once a minute (durations here). */
+let AUTOVACUUM = true
+const vacuums: number[] = []
 let cpu: { machine: number; ours: number } | undefined
 try {
   versions = await backendVersions()
+  AUTOVACUUM = await withPg(DATABASE_URL, async (client) => {
+    const { rows } = await client.query<{ autovacuum: string }>('SHOW autovacuum')
+    return rows[0]?.autovacuum !== 'off'
+  })
   log(`soak: ${MINUTES} min (1 min warm-up), ${CONCURRENCY} workers, ${SESSIONS} session slots; ${versions}`)
   const gatewayUrl = await startStack()
   const flows = (await (await fetch(`${gatewayUrl}/api/v1/flows/`, { headers: { 'x-api-key': API_KEY } })).json()) as {
@@ -393,6 +401,27 @@ try {
   for (let m = 0; m < MINUTES; m++)
     minutes.push({ latencies: [], runs: [], reads: [], byKind: new Map(), errors: 0, rss: {} })
 
+  // A Postgres with autovacuum off (this dev machine's is) never vacuums nor analyzes: the sessions table (one
+  // update per stored message) fills with dead rows and the planner has no statistics, so every minute would
+  // be slower for reasons of the server's settings, not of the services. Then the soak does autovacuum's job
+  // itself, once a minute, on its own schemas only, and says so.
+  const vacuumer = AUTOVACUUM
+    ? undefined
+    : (async () => {
+        for (let at = Date.now() + 60_000; at < endAt; at += 60_000) {
+          await sleep(Math.max(0, at - Date.now()))
+          if (Date.now() >= endAt) break
+          const t0 = performance.now()
+          await withPg(DATABASE_URL, async (client) => {
+            const { rows } = await client.query<{ t: string }>(
+              `SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname = ANY($1)`,
+              [Object.values(SCHEMAS)],
+            )
+            for (const { t } of rows) await client.query(`VACUUM (ANALYZE) ${t}`)
+          }).catch((err) => log(`  VACUUM (ANALYZE) failed: ${err instanceof Error ? err.message : err}`))
+          vacuums.push(performance.now() - t0)
+        }
+      })()
   const sampler = (async () => {
     for (let at = Date.now(); at < endAt; at += SAMPLE_MS) {
       await sleep(Math.max(0, at - Date.now()))
@@ -439,7 +468,7 @@ try {
       if (minuteOf(Date.now()) > reported) report(reported++)
     }
   })
-  await Promise.all([...workers, sampler])
+  await Promise.all([...workers, sampler, vacuumer])
   while (reported < MINUTES) report(reported++)
   loadEndedAt = Date.now()
   const cpuAfter = await cpuTicks(ourPids())
@@ -610,6 +639,11 @@ const summary = [
   }`,
   `- RSS (VmRSS every 5 s; medians of the same minutes, and the peak) is information, not the verdict: it swings by ±25% between samples with the allocator's and the GC's behaviour, not with what the process retains`,
 ]
+summary.push(
+  AUTOVACUUM
+    ? '- Postgres: autovacuum on (the server vacuums and analyzes the tables itself)'
+    : `- Postgres: **autovacuum is off on this server**, so the soak ran \`VACUUM (ANALYZE)\` on its own schemas once a minute in its place (${vacuums.length} times, ${fmt(Math.max(0, ...vacuums))} ms at most): without it the sessions table (one update per stored message) fills with dead rows and the planner has no statistics, and the run measures that setting rather than the services`,
+)
 if (cpu) {
   summary.push(
     `- CPU (mean over the run, in cores of ${os.availableParallelism()}): machine busy ${fmt(cpu.machine, 2)}; the soak's own Node processes (3 services + load generator) ${fmt(cpu.ours, 2)}; everything else (Postgres, Redis, other work on the machine) ${fmt(cpu.machine - cpu.ours, 2)}`,
