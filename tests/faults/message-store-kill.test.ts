@@ -4,7 +4,7 @@
 // stored exactly once, and no failed run left a reply that looks complete: a reply whose write committed
 // as the store died (its answer lost) is settled as failed by the run-service once the store is back.
 import t from 'tap'
-import { memoryEchoId, type RunOutcome, startLoad, summary, type Verification, verifyRuns } from '../helpers/load.js'
+import { memoryEchoId, type RunOutcome, startLoad, summary, verifyRunsSettled } from '../helpers/load.js'
 import { KEY_A, startProcessStack } from '../helpers/processes.js'
 
 const stack = await startProcessStack(t, { persistentData: true })
@@ -59,13 +59,7 @@ t.test('SIGKILL of the message-store under load: 200 with everything stored, or 
 
   // Writes cut off by the kill are settled by the run-service's next rounds (every second by default)
   // once the store answers: read everything back until no failed run shows a complete reply (at most 30 s).
-  let verified: Verification
-  const deadline = Date.now() + 30_000
-  do {
-    verified = await verifyRuns(stack.gatewayUrl, KEY_A, flowId, outcomes)
-    if (verified.problems.length === 0) break
-    await new Promise((resolve) => setTimeout(resolve, 500))
-  } while (Date.now() < deadline)
+  const verified = await verifyRunsSettled(stack.gatewayUrl, KEY_A, flowId, outcomes)
   t.same(verified.problems, [], 'acknowledged runs stored exactly once; no failed run has a complete reply')
   t.equal(verified.acknowledged, ok(outcomes).length)
   t.equal(verified.messagesVerified, 2 * verified.acknowledged, 'two messages per acknowledged run, checked')

@@ -6,7 +6,7 @@
 // processes throughout); every acknowledged run's messages are stored exactly once; no failed run is left
 // with a reply stored as complete.
 import t from 'tap'
-import { memoryEchoId, type RunOutcome, startLoad, summary, type Verification, verifyRuns } from '../helpers/load.js'
+import { memoryEchoId, type RunOutcome, startLoad, summary, verifyRunsSettled } from '../helpers/load.js'
 import { asRoot, PostgresServer, postgresBin } from '../helpers/postgres-server.js'
 import { KEY_A, startProcessStack } from '../helpers/processes.js'
 
@@ -88,13 +88,7 @@ if (bin) {
     )
 
     // Writes cut off by the outage are settled as failed by the run-service once Postgres is back.
-    let verified: Verification
-    const deadline = Date.now() + 30_000
-    do {
-      verified = await verifyRuns(stack.gatewayUrl, KEY_A, flowId, outcomes)
-      if (verified.problems.length === 0) break
-      await new Promise((resolve) => setTimeout(resolve, 500))
-    } while (Date.now() < deadline)
+    const verified = await verifyRunsSettled(stack.gatewayUrl, KEY_A, flowId, outcomes)
     t.same(verified.problems, [], 'acknowledged runs stored exactly once; no failed run has a complete reply')
     t.equal(verified.messagesVerified, 2 * verified.acknowledged, 'two messages per acknowledged run, checked')
     const ok = (o: RunOutcome) => o.acknowledged

@@ -272,6 +272,26 @@ export async function verifyRuns(
   return result
 }
 
+/**
+ * `verifyRuns`, again every 500 ms until it finds no problem or `timeoutMs` passes (then its last answer):
+ * writes that the run-service could not confirm are settled as failed in its next rounds, once the store
+ * answers again, so a failed run may show a complete reply for a moment after a fault.
+ */
+export async function verifyRunsSettled(
+  gatewayUrl: string,
+  key: string,
+  flowId: string,
+  outcomes: readonly RunOutcome[],
+  timeoutMs = 30_000,
+): Promise<Verification> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const verified = await verifyRuns(gatewayUrl, key, flowId, outcomes)
+    if (verified.problems.length === 0 || Date.now() >= deadline) return verified
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}
+
 /** The tenant's copy of the built-in Memory Echo example (a no-model flow: input stored, reply stored). */
 export async function memoryEchoId(gatewayUrl: string, key: string): Promise<string> {
   const res = await fetch(`${gatewayUrl}/api/v1/flows/`, {
