@@ -5,7 +5,9 @@ export {
   RETRYABLE_SQLSTATES,
   type Transaction,
 } from './database.js'
+export { type DatabaseErrorMeaning, databaseErrorMeaning } from './errors.js'
 export { type MigrateOptions, migrate } from './migrate.js'
-export { type DatabaseSettings, openDatabase } from './open-database.js'
+export { openDatabase } from './open-database.js'
 export { createPgDatabase, type PgDatabaseOptions, quoteIdent } from './pg-database.js'
 export { createPgliteDatabase } from './pglite-database.js'
+export { DatabaseSettings } from './settings.js'

@@ -2,15 +2,7 @@ import { join, resolve } from 'node:path'
 import type { Database } from './database.js'
 import { createPgDatabase } from './pg-database.js'
 import { createPgliteDatabase } from './pglite-database.js'
-
-/** The database settings every service reads from its environment (see .env.example). */
-export interface DatabaseSettings {
-  DATABASE_URL?: string | undefined
-  DATABASE_SCHEMA: string
-  DATABASE_POOL_MAX: number
-  DATABASE_STATEMENT_TIMEOUT_MS: number
-  DATA_DIR: string
-}
+import type { DatabaseSettings } from './settings.js'
 
 /**
  * Postgres when DATABASE_URL is set, else embedded PGlite with its files under

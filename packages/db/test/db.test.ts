@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import pg from 'pg'
 import t, { type Test } from 'tap'
-import { createPgDatabase, createPgliteDatabase, type Database, isUnavailableError, migrate } from '../src/index.js'
+import {
+  createPgDatabase,
+  createPgliteDatabase,
+  type Database,
+  databaseErrorMeaning,
+  isUnavailableError,
+  migrate,
+} from '../src/index.js'
 
 /** Real Postgres when the test command found it (scripts/test.mjs sets it), else embedded PGlite. */
 const postgresUrl = process.env.TEST_DATABASE_URL || undefined
@@ -103,4 +110,26 @@ t.test('isUnavailableError tells connection failures from the caller’s errors'
   t.ok(isUnavailableError(new Error('Connection terminated unexpectedly')))
   t.notOk(isUnavailableError({ code: '23505' }))
   t.notOk(isUnavailableError(undefined))
+})
+
+t.test('databaseErrorMeaning: unreachable, unstorable (NUL, lone surrogate), or nothing to say', async (t) => {
+  t.same(databaseErrorMeaning({ code: 'ECONNREFUSED' }), { kind: 'unavailable' })
+  t.same(databaseErrorMeaning(new Error('PGlite is closed')), { kind: 'unavailable' })
+  t.same(databaseErrorMeaning({ code: '22P05', message: 'unsupported Unicode escape sequence' }), {
+    kind: 'unstorable',
+    detail: 'body contains a character that cannot be stored (NUL, \\u0000)',
+  })
+  t.match(databaseErrorMeaning({ code: '22021' }), { kind: 'unstorable', detail: /NUL/ })
+  t.same(
+    databaseErrorMeaning({
+      code: '22P02',
+      message: 'invalid input syntax for type json',
+      detail: 'Unicode low surrogate must follow a high surrogate.',
+    }),
+    { kind: 'unstorable', detail: 'body contains a character that cannot be stored (a lone UTF-16 surrogate)' },
+  )
+  t.equal(databaseErrorMeaning({ code: '22P02', message: 'invalid input syntax for type uuid' }), undefined)
+  t.equal(databaseErrorMeaning({ code: '23505' }), undefined)
+  t.equal(databaseErrorMeaning(new Error('anything else')), undefined)
+  t.equal(databaseErrorMeaning(undefined), undefined)
 })

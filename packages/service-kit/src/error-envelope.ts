@@ -1,7 +1,9 @@
-import { isUnavailableError } from '@session-runtime/db'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { CommonErrors } from './errors.js'
+
+/** A database error the caller should see (the shape of @session-runtime/db's `DatabaseErrorMeaning`). */
+export type DatabaseErrorMeaning = { kind: 'unavailable' } | { kind: 'unstorable'; detail: string }
 
 export interface ErrorEnvelopeOptions {
   /** The service's code prefix, e.g. MSGSTORE. */
@@ -12,6 +14,11 @@ export interface ErrorEnvelopeOptions {
   mapError?: (err: Error) => FastifyError | undefined
   /** Extra fields of the envelope for some errors (e.g. the problems of an invalid flow). */
   extraBody?: (err: Error) => Record<string, unknown> | undefined
+  /**
+   * What the service's database says about an error: unreachable (503, try again) or the caller's data it
+   * cannot store (422). Services with a database pass `databaseErrorMeaning` of @session-runtime/db.
+   */
+  databaseErrors?: (err: Error) => DatabaseErrorMeaning | undefined
   /** 5xx statuses whose message is shown (a dependency's state); other 5xx show a generic message. */
   shown5xx?: number[]
 }
@@ -32,15 +39,9 @@ function toHttpError(err: FastifyError, bodyLimit: number, opts: ErrorEnvelopeOp
   }
   const mapped = opts.mapError?.(err)
   if (mapped) return mapped
-  if (isUnavailableError(err)) return new Errors.Unavailable('try again shortly')
-  // Postgres cannot store NUL in text or JSON: the caller's data, not our failure.
-  if (err.code === '22P05' || err.code === '22021') {
-    return new Errors.Validation('body contains a character that cannot be stored (NUL, \\u0000)')
-  }
-  // …nor a lone UTF-16 surrogate (e.g. "\ud800") in JSON: 22P02, "Unicode low surrogate must follow a high surrogate"
-  if (err.code === '22P02' && /surrogate/i.test(`${(err as { detail?: string }).detail} ${err.message}`)) {
-    return new Errors.Validation('body contains a character that cannot be stored (a lone UTF-16 surrogate)')
-  }
+  const meaning = opts.databaseErrors?.(err)
+  if (meaning?.kind === 'unavailable') return new Errors.Unavailable('try again shortly')
+  if (meaning?.kind === 'unstorable') return new Errors.Validation(meaning.detail)
   return err
 }
 

@@ -1,4 +1,6 @@
+export { bodyLimitSetting, portSetting, ServiceSettings } from './config.js'
 export {
+  type DatabaseErrorMeaning,
   default as errorEnvelope,
   type ErrorEnvelopeOptions,
   frameworkErrors,

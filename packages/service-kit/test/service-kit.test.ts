@@ -1,12 +1,27 @@
 import { Type } from '@sinclair/typebox'
 import Fastify, { type InjectOptions } from 'fastify'
 import t from 'tap'
-import { commonErrors, errorEnvelope, frameworkErrors, internalAuth, validation } from '../src/index.js'
+import {
+  commonErrors,
+  type DatabaseErrorMeaning,
+  errorEnvelope,
+  frameworkErrors,
+  internalAuth,
+  validation,
+} from '../src/index.js'
 
 const Errors = commonErrors('KIT')
 const TOKEN = 'kit-internal-token-0123456789'
 
-async function build() {
+/** Stands in for @session-runtime/db's `databaseErrorMeaning` (service-kit does not depend on the database). */
+const databaseErrors = (err: Error): DatabaseErrorMeaning | undefined => {
+  const { code } = err as { code?: string }
+  if (code === 'ECONNREFUSED') return { kind: 'unavailable' }
+  if (code === '22P05') return { kind: 'unstorable', detail: 'cannot store NUL' }
+  return undefined
+}
+
+async function build(options: { databaseErrors?: typeof databaseErrors } = { databaseErrors }) {
   const app = Fastify({ logger: false, bodyLimit: 1024, frameworkErrors: frameworkErrors(Errors) })
   await app.register(validation)
   await app.register(errorEnvelope, {
@@ -14,6 +29,7 @@ async function build() {
     errors: Errors,
     bodyLimit: 1024,
     mapError: (err) => (err.message === 'domain' ? new Errors.BadRequest('mapped') : undefined),
+    ...options,
   })
   await app.register(internalAuth, { internalToken: TOKEN, errors: Errors })
   app.register(async (scope) => {
@@ -32,6 +48,7 @@ async function build() {
       const { kind } = request.params as { kind: string }
       if (kind === 'domain') throw new Error('domain')
       if (kind === 'db') throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+      if (kind === 'nul') throw Object.assign(new Error('unsupported Unicode escape sequence'), { code: '22P05' })
       throw new Error('secret internals')
     })
   })
@@ -103,4 +120,25 @@ t.test('every error is the envelope, with the service prefix', async (t) => {
   }
   const hidden = await app.inject({ method: 'GET', url: '/fail/other', headers })
   t.same(hidden.json(), { detail: 'Internal server error', code: 'KIT_INTERNAL' }, '5xx details are not shown')
+})
+
+t.test('database errors are mapped by the databaseErrors option, and only with it', async (t) => {
+  const withDatabase = await build()
+  const gone = await withDatabase.inject({ method: 'GET', url: '/fail/db', headers })
+  t.same(
+    gone.json(),
+    { detail: 'Database unavailable: try again shortly', code: 'KIT_UNAVAILABLE' },
+    'unavailable: a 503 that says so',
+  )
+  t.equal(gone.statusCode, 503)
+  const nul = await withDatabase.inject({ method: 'GET', url: '/fail/nul', headers })
+  t.same([nul.statusCode, nul.json()], [422, { detail: 'cannot store NUL', code: 'KIT_VALIDATION' }], 'unstorable: 422')
+  const other = await withDatabase.inject({ method: 'GET', url: '/fail/other', headers })
+  t.same([other.statusCode, other.json().code], [500, 'KIT_INTERNAL'], 'anything else: still a 500')
+
+  const without = await build({})
+  for (const kind of ['db', 'nul']) {
+    const res = await without.inject({ method: 'GET', url: `/fail/${kind}`, headers })
+    t.same([res.statusCode, res.json()], [500, { detail: 'Internal server error', code: 'KIT_INTERNAL' }], kind)
+  }
 })

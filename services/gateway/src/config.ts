@@ -1,24 +1,17 @@
+import { bodyLimitSetting, portSetting, ServiceSettings } from '@session-runtime/service-kit'
 import { type Static, Type } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
 
 /** Every setting of the gateway, from environment variables only (see .env.example). */
 export const ConfigSchema = Type.Object({
-  HOST: Type.String({ default: '127.0.0.1' }),
-  GATEWAY_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7860 }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info' },
-  ),
-  /** Shared secret of the internal network; the gateway adds it to every forwarded request. */
-  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
+  ...ServiceSettings,
+  GATEWAY_PORT: portSetting(7860),
   /** `tenant=key,tenant2=key2`. Empty: a `default` tenant with a random key, created once (hash in DATA_DIR). */
   API_KEYS: Type.String({ default: '' }),
-  /** Where the created key's hash is kept (gateway-keys.json); `memory://` keeps it in memory only. */
-  DATA_DIR: Type.String({ default: '.data' }),
   RUN_SERVICE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7861' }),
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
   /** Largest request body forwarded (by Content-Length; 413 above it). Flow exports are large. */
-  GATEWAY_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  GATEWAY_BODY_LIMIT_BYTES: bodyLimitSetting(8 * 1024 * 1024),
   /** Requests allowed per API key in each RATE_LIMIT_WINDOW_MS; 0 turns the limit off (the default). */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 0 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),

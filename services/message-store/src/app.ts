@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { databaseErrorMeaning } from '@session-runtime/db'
 import {
   errorEnvelope,
   exceedsJsonLimits,
@@ -32,7 +33,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
 
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
-  await app.register(errorEnvelope, errorOptions(config.BODY_LIMIT_BYTES))
+  await app.register(errorEnvelope, { ...errorOptions(config.BODY_LIMIT_BYTES), databaseErrors: databaseErrorMeaning })
   await app.register(metrics)
   await app.register(database, { config })
   await app.register(history, { config })

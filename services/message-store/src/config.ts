@@ -1,25 +1,15 @@
+import { DatabaseSettings } from '@session-runtime/db'
+import { bodyLimitSetting, portSetting, ServiceSettings } from '@session-runtime/service-kit'
 import { type Static, Type } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
 
 /** Every setting of the message-store, from environment variables only (see .env.example). */
 export const ConfigSchema = Type.Object({
-  HOST: Type.String({ default: '127.0.0.1' }),
-  MESSAGE_STORE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7862 }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info' },
-  ),
-  /** Shared secret of the internal network; every /api and /internal request must carry it. */
-  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
-  /** Postgres server; without it the store runs on embedded PGlite under DATA_DIR. */
-  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  DATABASE_SCHEMA: Type.String({ default: 'public', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
-  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
+  ...ServiceSettings,
+  ...DatabaseSettings,
+  MESSAGE_STORE_PORT: portSetting(7862),
   /** Write statements in flight at once; writes arriving meanwhile are coalesced into the next one. */
   WRITE_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
-  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
-  /** Where PGlite keeps its files; `memory://` keeps them in memory only. */
-  DATA_DIR: Type.String({ default: '.data' }),
   /** Redis for hot histories; without it an in-process LRU is used. */
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
   REDIS_KEY_PREFIX: Type.String({ default: 'msgstore:' }),
@@ -31,9 +21,9 @@ export const ConfigSchema = Type.Object({
   /** Bound of the in-process cache (bytes of message JSON). */
   CACHE_MAX_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
   /** Body limit of the monitor API. */
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  BODY_LIMIT_BYTES: bodyLimitSetting(1024 * 1024),
   /** Body limit of the internal write API (batches). */
-  INTERNAL_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 16 * 1024 * 1024 }),
+  INTERNAL_BODY_LIMIT_BYTES: bodyLimitSetting(16 * 1024 * 1024),
   /**
    * Deepest nesting of objects and arrays in any request body, monitor or internal (the body is level 1; a
    * message's `properties` start at level 2 in an edit, 3 in a write, 4 in a batch); 422 MSGSTORE_BODY_TOO_DEEP

@@ -1,4 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { databaseErrorMeaning } from '@session-runtime/db'
 import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
@@ -31,7 +32,10 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
 
   // app plugins, in order: validation and errors, then resources, then auth
   await app.register(validation)
-  await app.register(errorEnvelope, errorOptions(config.FLOWS_BODY_LIMIT_BYTES))
+  await app.register(errorEnvelope, {
+    ...errorOptions(config.FLOWS_BODY_LIMIT_BYTES),
+    databaseErrors: databaseErrorMeaning,
+  })
   await app.register(metrics)
   await app.register(database, { config })
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })

@@ -1,23 +1,13 @@
+import { DatabaseSettings } from '@session-runtime/db'
+import { bodyLimitSetting, portSetting, ServiceSettings } from '@session-runtime/service-kit'
 import { type Static, Type } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
 
 /** Every setting of the run-service, from environment variables only (see .env.example). */
 export const ConfigSchema = Type.Object({
-  HOST: Type.String({ default: '127.0.0.1' }),
-  RUN_SERVICE_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 7861 }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info' },
-  ),
-  /** Shared secret of the internal network; every /api request must carry it, and so do calls to the message-store. */
-  INTERNAL_TOKEN: Type.String({ minLength: 16 }),
-  /** Postgres server; without it the flows live in embedded PGlite under DATA_DIR/run-service. */
-  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  DATABASE_SCHEMA: Type.String({ default: 'public', pattern: '^[a-z_][a-z0-9_]{0,62}$' }),
-  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, default: 10 }),
-  DATABASE_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
-  /** Where PGlite keeps its files; `memory://` keeps them in memory only. */
-  DATA_DIR: Type.String({ default: '.data' }),
+  ...ServiceSettings,
+  ...DatabaseSettings,
+  RUN_SERVICE_PORT: portSetting(7861),
   /** Base URL of the message-store's internal API. */
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
   /**
@@ -26,9 +16,9 @@ export const ConfigSchema = Type.Object({
    */
   UNCONFIRMED_SETTLE_INTERVAL_MS: Type.Integer({ minimum: 10, default: 1000 }),
   /** Body limit of the flows API (flow exports with their component code are large). */
-  FLOWS_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 8 * 1024 * 1024 }),
+  FLOWS_BODY_LIMIT_BYTES: bodyLimitSetting(8 * 1024 * 1024),
   /** Body limit of the run API (413 above it). */
-  RUN_BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  RUN_BODY_LIMIT_BYTES: bodyLimitSetting(1024 * 1024),
   /** Longest `input_value` of a run, in characters (413 above it). */
   RUN_INPUT_MAX_CHARS: Type.Integer({ minimum: 1, default: 100_000 }),
   /** Most nodes in a flow's `data.nodes`, checked on import and update (413 RUNSVC_FLOW_TOO_MANY_NODES above it). */
