@@ -464,11 +464,11 @@ async function scenario(t: Test, fault: Fault) {
   checkPhase(t, 'before the outage', before)
   t.equal(app.historyCache?.status(), 'up', 'the cache is up before the outage')
   // Each session read twice in a row: a fill, then a hit (the random mix alone may not produce hits).
-  const hitsBefore = app.history.hits
+  const hitsBefore = app.repository.stats().hits
   checkPhase(t, 'reads of every session before the outage', await load.verifyAll())
   t.ok(
-    app.history.hits > hitsBefore,
-    `reads were served from Redis before the outage (${app.history.hits - hitsBefore} hits)`,
+    app.repository.stats().hits > hitsBefore,
+    `reads were served from Redis before the outage (${app.repository.stats().hits - hitsBefore} hits)`,
   )
 
   if (fault === 'snapshot') {
@@ -510,12 +510,12 @@ async function scenario(t: Test, fault: Fault) {
 
   const after = await load.run(OPS.after, 4)
   checkPhase(t, 'after the outage', after)
-  const hitsAfter = app.history.hits
+  const hitsAfter = app.repository.stats().hits
   const final = await load.verifyAll()
   checkPhase(t, 'final reads of every session and every old name', final)
   t.ok(
-    app.history.hits > hitsAfter,
-    `Redis serves reads again (${app.history.hits - hitsAfter} hits in the final reads)`,
+    app.repository.stats().hits > hitsAfter,
+    `Redis serves reads again (${app.repository.stats().hits - hitsAfter} hits in the final reads)`,
   )
   t.equal(app.historyCache?.status(), 'up')
 

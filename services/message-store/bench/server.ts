@@ -66,7 +66,7 @@ async function start(msg: Extract<ServerRequest, { type: 'start' }>) {
         await new Promise((r) => setTimeout(r, 20))
       }
     }
-    counters = () => ({ hits: store.history.hits, misses: store.history.misses })
+    counters = () => ({ hits: store.repository.stats().hits, misses: store.repository.stats().misses })
     app = store
   }
   await app.listen({ host: '127.0.0.1', port: 0 })

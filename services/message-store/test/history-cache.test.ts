@@ -11,7 +11,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import type { CachedHistory, HistoryBackend } from '../src/cache/history-backend.js'
 import { HistoryService, historyKey } from '../src/domain/history-service.js'
-import { insertMessages } from '../src/domain/message-repository.js'
+import { insertMessages } from '../src/domain/repository/insert.js'
 import {
   backends,
   buildTestApp,
@@ -156,9 +156,10 @@ async function postgresHistory(app: TestApp, flow_id: string, session_id: string
   return (res.json() as Msg[]).filter((m) => !m.error)
 }
 
-const counters = (app: TestApp) => ({ hits: app.history.hits, misses: app.history.misses })
+const counters = (app: TestApp) => ({ hits: app.repository.stats().hits, misses: app.repository.stats().misses })
 function delta(app: TestApp, before: { hits: number; misses: number }) {
-  return { hits: app.history.hits - before.hits, misses: app.history.misses - before.misses }
+  const now = counters(app)
+  return { hits: now.hits - before.hits, misses: now.misses - before.misses }
 }
 
 async function redisKeys(app: TestApp): Promise<string[]> {
@@ -695,8 +696,9 @@ t.test('appends applied in the wrong order leave a tombstone, not a misordered h
   const b = await insertMessages(app.db, [
     { tenant: TENANT, inputs: [messageInput({ flow_id, session_id: 's', text: 'B' }) as MessageInput] },
   ])
-  await app.history.afterInsert(b.appends)
-  await app.history.afterInsert(a.appends)
+  const cacheSteps = new HistoryService(app.db, cache, SERVICE_OPTS)
+  await cacheSteps.afterInsert(b.appends)
+  await cacheSteps.afterInsert(a.appends)
   const entry = await cache.get(historyKey(TENANT, flow_id, 's'), 10)
   t.equal(entry?.flag, 't', 'a tombstone')
   t.equal(entry?.version, b.appends[0]?.version, "at B's version")

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Database } from '@session-runtime/db'
 import t from 'tap'
-import { MessageWriter } from '../src/domain/message-writer.js'
+import { MessageRepository } from '../src/domain/repository/message-repository.js'
 import { buildTestApp, cacheKind, history, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
 
 const TENANT = 'tenant-a'
@@ -18,7 +18,7 @@ t.test('a retried write whose first answer was lost is in the cached history', a
   const read = async () => (await history(app, TENANT, { flow_id, session_id: 's' })).map((m) => m.text)
   t.same(await read(), ['m1'])
   t.same(await read(), ['m1'], 'cached')
-  const hits = app.history.hits
+  const hits = app.repository.stats().hits
 
   // The insert commits, then the connection "drops" before its answer arrives.
   let lose = true
@@ -33,7 +33,10 @@ t.test('a retried write whose first answer was lost is in the cached history', a
       return result as never
     },
   }
-  const writer = new MessageWriter(lossy, app.history, { maxInFlight: 1, maxBatchMessages: 100 })
+  const writer = new MessageRepository(lossy, app.historyCache, {
+    history: { maxEntries: 200, maxMessageBytes: 16_384, ttlMs: 3_600_000 },
+    writer: { maxInFlight: 1, maxBatchMessages: 100 },
+  })
   const m2 = messageInput({ flow_id, session_id: 's', text: 'm2' })
   await t.rejects(writer.write(TENANT, [m2]), /Connection terminated/, 'the first attempt is not acknowledged')
 
@@ -46,5 +49,5 @@ t.test('a retried write whose first answer was lost is in the cached history', a
   t.equal(retry.statusCode, 200, 'the retry: already stored')
   t.same(await read(), ['m1', 'm2'], 'the acknowledged message is in the history')
   t.same(await read(), ['m1', 'm2'], 'and in the cached history')
-  t.ok(app.history.hits > hits, 'the cache is still used')
+  t.ok(app.repository.stats().hits > hits, 'the cache is still used')
 })

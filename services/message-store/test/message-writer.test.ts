@@ -10,7 +10,7 @@ t.test('concurrent writes are coalesced into fewer statements, each answered wit
   const inputs = Array.from({ length: 100 }, (_, i) =>
     messageInput({ flow_id, session_id: `s${i % 5}`, text: `m${i}` }),
   )
-  const before = app.writer.statements
+  const before = app.repository.stats().statements
   const responses = await Promise.all(
     inputs.map((payload, i) =>
       app.inject({
@@ -30,7 +30,7 @@ t.test('concurrent writes are coalesced into fewer statements, each answered wit
     inputs.map((m) => m.id),
     'each caller gets its own message back',
   )
-  t.ok(app.writer.statements - before <= inputs.length, 'never more statements than writes')
+  t.ok(app.repository.stats().statements - before <= inputs.length, 'never more statements than writes')
   for (const tenant of ['tenant-a', 'tenant-b']) {
     for (let s = 0; s < 5; s++) {
       const got = await history(app, tenant, { flow_id, session_id: `s${s}`, limit: 100 })
@@ -43,10 +43,10 @@ t.test('concurrent writes are coalesced into fewer statements, each answered wit
 t.test('writes issued together go out as one statement after the one in flight', async (t) => {
   const app = await buildTestApp(t, { env: { WRITE_CONCURRENCY: '1' } })
   const flow_id = randomUUID()
-  const before = app.writer.statements
+  const before = app.repository.stats().statements
   const inputs = Array.from({ length: 50 }, (_, i) => messageInput({ flow_id, session_id: 'same', text: `m${i}` }))
-  const results = await Promise.all(inputs.map((input) => app.writer.write('tenant-a', [input])))
-  t.equal(app.writer.statements - before, 2, 'the first write alone, the 49 that waited in one statement')
+  const results = await Promise.all(inputs.map((input) => app.repository.write('tenant-a', [input])))
+  t.equal(app.repository.stats().statements - before, 2, 'the first write alone, the 49 that waited in one statement')
   t.same(
     results.map(([m]) => m?.id),
     inputs.map((m) => m.id),
@@ -97,14 +97,14 @@ t.test('in one coalesced statement, bad writes are retried alone and only they f
   const app = await buildTestApp(t, { env: { WRITE_CONCURRENCY: '1' } })
   const flow_id = randomUUID()
   const taken = messageInput({ flow_id, session_id: 'x' })
-  await app.writer.write('owner', [taken])
+  await app.repository.write('owner', [taken])
   const good = Array.from({ length: 10 }, () => messageInput({ flow_id, session_id: 'ok' }))
-  const before = app.writer.statements
+  const before = app.repository.stats().statements
   const settled = await Promise.allSettled([
-    app.writer.write('tenant-a', [messageInput({ flow_id, session_id: 'first' })]),
-    ...good.map((m) => app.writer.write('tenant-a', [m])),
-    app.writer.write('tenant-a', [messageInput({ flow_id, session_id: 'bad', text: 'nul\u0000' })]),
-    app.writer.write('intruder', [taken]),
+    app.repository.write('tenant-a', [messageInput({ flow_id, session_id: 'first' })]),
+    ...good.map((m) => app.repository.write('tenant-a', [m])),
+    app.repository.write('tenant-a', [messageInput({ flow_id, session_id: 'bad', text: 'nul\u0000' })]),
+    app.repository.write('intruder', [taken]),
   ])
   t.same(
     settled.slice(0, 11).map((s) => s.status),
@@ -118,6 +118,6 @@ t.test('in one coalesced statement, bad writes are retried alone and only they f
   t.equal(foreign.reason.name, 'Error')
   t.match(foreign.reason.message, /another owner/)
   // 1 (first) + 1 (the failed batch of 12) + 12 (each retried alone)
-  t.equal(app.writer.statements - before, 14)
+  t.equal(app.repository.stats().statements - before, 14)
   t.equal((await history(app, 'tenant-a', { flow_id, session_id: 'ok', limit: 100 })).length, 10)
 })

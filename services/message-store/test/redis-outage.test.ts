@@ -182,9 +182,10 @@ async function read(app: TestApp, flow_id: string, limit = 100) {
   return texts(list)
 }
 
-const counters = (app: TestApp) => ({ hits: app.history.hits, misses: app.history.misses })
+const counters = (app: TestApp) => ({ hits: app.repository.stats().hits, misses: app.repository.stats().misses })
 function delta(app: TestApp, before: { hits: number; misses: number }) {
-  return { hits: app.history.hits - before.hits, misses: app.history.misses - before.misses }
+  const now = counters(app)
+  return { hits: now.hits - before.hits, misses: now.misses - before.misses }
 }
 
 /** Two messages, cached and served from the cache. */

@@ -1,13 +1,8 @@
 import type { Database } from '@session-runtime/db'
 import type { HistoryQuery } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../cache/history-backend.js'
-import {
-  type HistoryEntry,
-  readHistory,
-  readHistoryJson,
-  type SessionAppend,
-  type SessionChange,
-} from './message-repository.js'
+import type { HistoryEntry, SessionAppend, SessionChange } from './repository/changes.js'
+import { readHistory, readHistoryJson } from './repository/history-reads.js'
 
 export interface HistoryServiceOptions {
   /** Most messages cached per session (and fetched from Postgres to fill the cache). */

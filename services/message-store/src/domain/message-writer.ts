@@ -1,13 +1,6 @@
-import type { Database } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
-import type { HistoryService } from './history-service.js'
-import {
-  insertMessages,
-  MessageIdConflictError,
-  markMessagesFailed,
-  type StoredMessage,
-  type WriteRequest,
-} from './message-repository.js'
+import { MessageIdConflictError } from './repository/errors.js'
+import type { InsertResult, StoredMessage, WriteRequest } from './repository/insert.js'
 
 export interface MessageWriterOptions {
   /** Statements in flight at once; further writes wait and go together in the next one. */
@@ -16,13 +9,17 @@ export interface MessageWriterOptions {
   maxBatchMessages: number
 }
 
+/** Stores the requests in one statement and updates the history cache before it resolves. */
+export type InsertStatement = (requests: WriteRequest[]) => Promise<InsertResult>
+
 interface Pending extends WriteRequest {
   resolve: (messages: StoredMessage[]) => void
   reject: (err: unknown) => void
 }
 
 /**
- * Stores messages and updates the history cache before anyone is answered.
+ * Batches writes into insert statements (the statement itself, and its cache step, are the
+ * repository's: see MessageRepository).
  *
  * Writes that arrive while `maxInFlight` statements are running are coalesced
  * into the next statement (group commit): under load, one INSERT and one commit
@@ -40,8 +37,7 @@ export class MessageWriter {
   stored = 0
 
   constructor(
-    private readonly db: Database,
-    private readonly history: HistoryService,
+    private readonly insert: InsertStatement,
     private readonly opts: MessageWriterOptions,
   ) {}
 
@@ -50,29 +46,6 @@ export class MessageWriter {
     return new Promise((resolve, reject) => {
       this.queue.push({ tenant, inputs, resolve, reject })
       this.drain()
-    })
-  }
-
-  /**
-   * Settles messages of a run that failed as failed: a message that is not stored yet is stored marked
-   * (`error` true, `properties.state` "partial"); a stored one is marked, unless it is an error already.
-   * The run-service calls this for writes it could not confirm (their answer was lost): whichever way such
-   * a write went, the message ends up never reported as complete, nor read into a Memory history.
-   * Idempotent. The id's primary key orders this against a late copy of the lost write: whichever
-   * commits second finds the first.
-   */
-  async writeFailed(tenant: string, inputs: MessageInput[]): Promise<StoredMessage[]> {
-    // An error message (the run's own report of its failure) is already marked: it is stored as it is.
-    const marked = inputs.map((input) =>
-      input.error ? input : { ...input, error: true, properties: { ...input.properties, state: 'partial' } },
-    )
-    const stored = await this.write(tenant, marked)
-    const replayed = stored.filter((m) => !m.created).map((m) => m.id)
-    const { updated, changes } = await markMessagesFailed(this.db, tenant, replayed)
-    await this.history.afterChange(tenant, changes)
-    return stored.map((m) => {
-      const json = updated.get(m.id)
-      return json === undefined ? m : { ...m, json }
     })
   }
 
@@ -94,10 +67,10 @@ export class MessageWriter {
   }
 
   private async flush(batch: Pending[]): Promise<void> {
-    let result: Awaited<ReturnType<typeof insertMessages>>
+    let result: InsertResult
     try {
       this.statements++
-      result = await insertMessages(this.db, batch)
+      result = await this.insert(batch)
     } catch (err) {
       // One caller's bad data must not fail the others: try each alone.
       if (batch.length > 1) {
@@ -108,9 +81,6 @@ export class MessageWriter {
       return
     }
     this.stored += result.inserted
-    await this.history.afterInsert(result.appends)
-    // A replayed id may have committed in an attempt whose answer was lost: its cached history may lack it.
-    await Promise.all(result.replayed.map((r) => this.history.afterChange(r.tenant, [r])))
     batch.forEach((pending, i) => {
       const outcome = result.results[i]
       if (outcome instanceof MessageIdConflictError) pending.reject(outcome)

@@ -5,7 +5,7 @@ import {
   MessageNotFoundError,
   SessionConflictError,
   SessionNotFoundError,
-} from '../../domain/message-repository.js'
+} from '../../domain/repository/errors.js'
 import { Errors } from '../../errors.js'
 
 /** How the message-store's domain errors appear in the error envelope. */

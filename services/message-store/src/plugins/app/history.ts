@@ -1,25 +1,18 @@
-import { BATCH_MAX } from '@session-runtime/schemas'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { HistoryBackend } from '../../cache/history-backend.js'
 import { createMemoryBackend } from '../../cache/memory-backend.js'
 import { createRedisBackend } from '../../cache/redis-backend.js'
 import type { Config } from '../../config.js'
-import { HistoryService } from '../../domain/history-service.js'
-import { MessageWriter } from '../../domain/message-writer.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
+    /** The hot-history cache, or undefined when disabled. Only the repository reads and updates it. */
     historyCache: HistoryBackend | undefined
-    history: HistoryService
-    writer: MessageWriter
   }
 }
 
-/**
- * The hot-history cache (Redis with REDIS_URL, else in-process), the history
- * service that reads through it, and the writer that keeps it up to date.
- */
+/** The hot-history cache: Redis with REDIS_URL, else in-process; closed with the app. */
 async function history(app: FastifyInstance, { config }: { config: Config }) {
   const ttlMs = config.CACHE_TTL_SECONDS * 1000
   const onError = (err: Error) => app.log.warn({ err }, 'history cache unavailable; serving from the database')
@@ -40,20 +33,6 @@ async function history(app: FastifyInstance, { config }: { config: Config }) {
   }
   app.log.info({ cache: cache?.kind ?? 'disabled' }, 'history cache ready')
   app.decorate('historyCache', cache)
-  const historyService = new HistoryService(app.db, cache, {
-    maxEntries: config.CACHE_MAX_MESSAGES,
-    maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
-    ttlMs,
-    onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
-  })
-  app.decorate('history', historyService)
-  app.decorate(
-    'writer',
-    new MessageWriter(app.db, historyService, {
-      maxInFlight: config.WRITE_CONCURRENCY,
-      maxBatchMessages: BATCH_MAX,
-    }),
-  )
 }
 
 export default fp(history, { name: 'history', dependencies: ['database'] })

@@ -4,19 +4,15 @@ import fp from 'fastify-plugin'
 
 /**
  * `/metrics` (route latency, Node's metrics; see service-kit) and the store's own,
- * read at scrape time from the writer and the history service (which only count):
+ * read at scrape time from the repository's counts:
  * `messages_stored_total`, `history_cache_hits_total`, `history_cache_misses_total`
  * and `history_cache_hit_ratio` (hits / reads since start; 0 before the first read).
  */
 async function messageStoreMetrics(app: FastifyInstance) {
   await app.register(metrics, { service: 'message-store' })
   const registers = [app.metricsRegistry]
-  // The writer and the history service are decorated later (history plugin); they exist by the first scrape.
-  const counts = () => ({
-    stored: app.writer?.stored ?? 0,
-    hits: app.history?.hits ?? 0,
-    misses: app.history?.misses ?? 0,
-  })
+  // The repository is decorated later (repository plugin); it exists by the first scrape.
+  const counts = () => app.repository?.stats() ?? { stored: 0, hits: 0, misses: 0 }
   const reading = (name: string, help: string, read: (c: ReturnType<typeof counts>) => number) =>
     new Counter({
       name,

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { ping } from '../../domain/message-repository.js'
 
 const Ready = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
@@ -17,18 +16,17 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
   }))
 
   app.get('/ready', { schema: { response: { 200: Ready, 503: Ready } } }, async (_request, reply) => {
-    const postgres = await ping(app.db).then(
+    const postgres = await app.repository.ping().then(
       () => 'up' as const,
       () => 'down' as const,
     )
-    const cache = app.historyCache
-    const redis = cache?.kind === 'redis' ? cache.status() : ('disabled' as const)
+    const cache = app.repository.cacheState()
     const body = {
       status: postgres === 'up' ? ('ok' as const) : ('unavailable' as const),
       postgres,
       database: app.db.kind,
-      redis,
-      cache: cache?.kind ?? 'disabled',
+      redis: cache.kind === 'redis' ? cache.status : ('disabled' as const),
+      cache: cache.kind,
     }
     return reply.code(postgres === 'up' ? 200 : 503).send(body)
   })

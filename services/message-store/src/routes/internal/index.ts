@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope, HistoryQuery, Message, MessageBatch, MessageInput, Uuid } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import { deleteFlowMessages } from '../../domain/message-repository.js'
 import { sendSerialized } from '../serialized.js'
 
 const errors = {
@@ -31,8 +30,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const [stored] = await app.writer.write(request.tenant, [request.body])
-      if (!stored) throw new Error('the writer answered no message')
+      const [stored] = await app.repository.write(request.tenant, [request.body])
+      if (!stored) throw new Error('the repository answered no message')
       return sendSerialized(reply, stored.created ? 201 : 200, stored.json)
     },
   )
@@ -48,7 +47,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const stored = await app.writer.write(request.tenant, request.body.messages)
+      const stored = await app.repository.write(request.tenant, request.body.messages)
       return sendSerialized(reply, 201, `[${stored.map((m) => m.json).join(',')}]`)
     },
   )
@@ -67,7 +66,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const stored = await app.writer.writeFailed(request.tenant, request.body.messages)
+      const stored = await app.repository.writeFailed(request.tenant, request.body.messages)
       return sendSerialized(reply, 200, `[${stored.map((m) => m.json).join(',')}]`)
     },
   )
@@ -82,7 +81,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const body = await app.history.read(request.tenant, request.query)
+      const body = await app.repository.readHistory(request.tenant, request.query)
       return sendSerialized(reply, 200, body)
     },
   )
@@ -97,8 +96,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
       },
     },
     async (request, reply) => {
-      const changes = await deleteFlowMessages(app.db, request.tenant, request.params.flow_id)
-      await app.history.afterChange(request.tenant, changes)
+      await app.repository.deleteFlowMessages(request.tenant, request.params.flow_id)
       return reply.code(204).send(null)
     },
   )

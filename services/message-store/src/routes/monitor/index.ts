@@ -19,15 +19,6 @@ import {
   Uuid,
 } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import {
-  deleteMessages,
-  deleteSessions,
-  listMessages,
-  listSessionIds,
-  listSessions,
-  renameSession,
-  updateMessage,
-} from '../../domain/message-repository.js'
 import { Errors } from '../../errors.js'
 import { sendSerialized } from '../serialized.js'
 
@@ -64,7 +55,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const page = await listMessages(app.db, request.tenant, request.query)
+      const page = await app.repository.listMessages(request.tenant, request.query)
       if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
       return sendSerialized(reply, 200, page.body)
     },
@@ -80,8 +71,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const changes = await deleteMessages(app.db, request.tenant, request.body)
-      await app.history.afterChange(request.tenant, changes)
+      await app.repository.deleteMessages(request.tenant, request.body)
       return reply.code(204).send(null)
     },
   )
@@ -97,9 +87,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const result = await updateMessage(app.db, request.tenant, request.params.id, request.body)
-      await app.history.afterChange(request.tenant, result.changes)
-      return sendSerialized(reply, 200, result.json)
+      const json = await app.repository.updateMessage(request.tenant, request.params.id, request.body)
+      return sendSerialized(reply, 200, json)
     },
   )
 
@@ -112,7 +101,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Type.Array(Type.String()), ...errors },
       },
     },
-    async (request) => listSessionIds(app.db, request.tenant, request.query.flow_id),
+    async (request) => app.repository.listSessionIds(request.tenant, request.query.flow_id),
   )
 
   app.get(
@@ -125,7 +114,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const page = await listSessions(app.db, request.tenant, request.query)
+      const page = await app.repository.listSessions(request.tenant, request.query)
       if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
       return sendSerialized(reply, 200, page.body)
     },
@@ -143,9 +132,9 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { new_session_id, flow_id } = request.query
-      const result = await renameSession(app.db, request.tenant, request.params.old_session_id, new_session_id, flow_id)
-      await app.history.afterChange(request.tenant, result.changes)
-      return sendSerialized(reply, 200, result.body)
+      const { old_session_id } = request.params
+      const body = await app.repository.renameSession(request.tenant, old_session_id, new_session_id, flow_id)
+      return sendSerialized(reply, 200, body)
     },
   )
 
@@ -160,8 +149,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const result = await deleteSessions(app.db, request.tenant, [request.params.session_id], request.query.flow_id)
-      await app.history.afterChange(request.tenant, result.changes)
+      await app.repository.deleteSessions(request.tenant, [request.params.session_id], request.query.flow_id)
       return reply.code(204).send(null)
     },
   )
@@ -177,9 +165,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       if (request.body.length > BULK_SESSIONS_MAX) throw new Errors.TooManySessions(BULK_SESSIONS_MAX)
-      const result = await deleteSessions(app.db, request.tenant, request.body)
-      await app.history.afterChange(request.tenant, result.changes)
-      const n = result.deletedSessionIds.length
+      const n = (await app.repository.deleteSessions(request.tenant, request.body)).length
       return { message: `Deleted ${n} session${n === 1 ? '' : 's'}`, deleted_count: n }
     },
   )

@@ -1,0 +1,164 @@
+import type { Database } from '@session-runtime/db'
+import type { HistoryQuery, MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
+import type { HistoryBackend } from '../../cache/history-backend.js'
+import { HistoryService, type HistoryServiceOptions } from '../history-service.js'
+import { MessageWriter, type MessageWriterOptions } from '../message-writer.js'
+import type { SessionChange } from './changes.js'
+import { type InsertResult, insertMessages, type StoredMessage, type WriteRequest } from './insert.js'
+import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
+import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
+import { deleteSessions, renameSession } from './sessions.js'
+
+export interface MessageRepositoryOptions {
+  history: HistoryServiceOptions
+  writer: MessageWriterOptions
+}
+
+/** Counts kept since start, for the metrics. */
+export interface RepositoryStats {
+  /** Insert statements run (with `writes`: how much coalescing happens). */
+  statements: number
+  /** Write requests received. */
+  writes: number
+  /** Messages persisted (an idempotent repeat is not counted again). */
+  stored: number
+  /** History reads answered from the cache. */
+  hits: number
+  /** History reads that went to the database. */
+  misses: number
+}
+
+/**
+ * The message-store's one way to its data: every SQL statement (domain/repository/*.ts) and the
+ * history cache. Reads of a history go through the cache (HistoryService); every mutation tells
+ * the cache what it changed after it committed and before it resolves, so no caller can leave a
+ * stale cached history behind. Writes are batched into group-commit statements (MessageWriter).
+ * Every method is scoped by tenant.
+ */
+export class MessageRepository {
+  private readonly history: HistoryService
+  private readonly writer: MessageWriter
+
+  constructor(
+    private readonly db: Database,
+    private readonly cache: HistoryBackend | undefined,
+    opts: MessageRepositoryOptions,
+  ) {
+    this.history = new HistoryService(db, cache, opts.history)
+    this.writer = new MessageWriter((requests) => this.insert(requests), opts.writer)
+  }
+
+  /** Stores messages, idempotent on `id` (a replayed id answers with the stored message, `created` false). */
+  write(tenant: string, inputs: MessageInput[]): Promise<StoredMessage[]> {
+    return this.writer.write(tenant, inputs)
+  }
+
+  /**
+   * Settles messages of a run that failed as failed: a message that is not stored yet is stored marked
+   * (`error` true, `properties.state` "partial"); a stored one is marked, unless it is an error already.
+   * The run-service calls this for writes it could not confirm (their answer was lost): whichever way such
+   * a write went, the message ends up never reported as complete, nor read into a Memory history.
+   * Idempotent. The id's primary key orders this against a late copy of the lost write: whichever
+   * commits second finds the first.
+   */
+  async writeFailed(tenant: string, inputs: MessageInput[]): Promise<StoredMessage[]> {
+    // An error message (the run's own report of its failure) is already marked: it is stored as it is.
+    const marked = inputs.map((input) =>
+      input.error ? input : { ...input, error: true, properties: { ...input.properties, state: 'partial' } },
+    )
+    const stored = await this.write(tenant, marked)
+    const updated = await this.markFailed(
+      tenant,
+      stored.filter((m) => !m.created).map((m) => m.id),
+    )
+    return stored.map((m) => {
+      const json = updated.get(m.id)
+      return json === undefined ? m : { ...m, json }
+    })
+  }
+
+  /** Marks stored messages as failed (see writeFailed); returns the JSON of those it changed, by id. */
+  async markFailed(tenant: string, ids: string[]): Promise<Map<string, string>> {
+    const { updated, changes } = await markMessagesFailed(this.db, tenant, ids)
+    await this.changed(tenant, changes)
+    return updated
+  }
+
+  /** The latest messages of a session, error messages excluded, as JSON array text (through the cache). */
+  readHistory(tenant: string, q: HistoryQuery): Promise<string | Buffer> {
+    return this.history.read(tenant, q)
+  }
+
+  listMessages(tenant: string, q: MessagesQuery): Promise<Page> {
+    return listMessages(this.db, tenant, q)
+  }
+
+  listSessionIds(tenant: string, flowId: string | undefined): Promise<string[]> {
+    return listSessionIds(this.db, tenant, flowId)
+  }
+
+  listSessions(tenant: string, q: SessionsQuery): Promise<Page> {
+    return listSessions(this.db, tenant, q)
+  }
+
+  /** Edits a message; returns its JSON. */
+  async updateMessage(tenant: string, id: string, update: MessageUpdate): Promise<string> {
+    const { json, changes } = await updateMessage(this.db, tenant, id, update)
+    await this.changed(tenant, changes)
+    return json
+  }
+
+  /** Deletes the caller's messages among `ids` (others are ignored). */
+  async deleteMessages(tenant: string, ids: string[]): Promise<void> {
+    await this.changed(tenant, await deleteMessages(this.db, tenant, ids))
+  }
+
+  /** Deletes whole sessions (optionally in one flow); returns the session IDs that had messages. */
+  async deleteSessions(tenant: string, sessionIds: string[], flowId?: string): Promise<string[]> {
+    const { deletedSessionIds, changes } = await deleteSessions(this.db, tenant, sessionIds, flowId)
+    await this.changed(tenant, changes)
+    return deletedSessionIds
+  }
+
+  /** Renames a session (never merging); returns the moved messages as JSON array text. */
+  async renameSession(tenant: string, oldId: string, newId: string, flowId?: string): Promise<string> {
+    const { body, changes } = await renameSession(this.db, tenant, oldId, newId, flowId)
+    await this.changed(tenant, changes)
+    return body
+  }
+
+  /** Deletes every message of a flow (the flow was deleted). */
+  async deleteFlowMessages(tenant: string, flowId: string): Promise<void> {
+    await this.changed(tenant, await deleteFlowMessages(this.db, tenant, flowId))
+  }
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1')
+  }
+
+  /** The history cache in use (`disabled`: none) and whether it is trusted now. */
+  cacheState(): { kind: HistoryBackend['kind'] | 'disabled'; status: 'up' | 'down' | 'disabled' } {
+    return this.cache
+      ? { kind: this.cache.kind, status: this.cache.status() }
+      : { kind: 'disabled', status: 'disabled' }
+  }
+
+  stats(): RepositoryStats {
+    const { statements, writes, stored } = this.writer
+    return { statements, writes, stored, hits: this.history.hits, misses: this.history.misses }
+  }
+
+  /** One insert statement for the writer, and its cache step: appends, and invalidations of replayed ids. */
+  private async insert(requests: WriteRequest[]): Promise<InsertResult> {
+    const result = await insertMessages(this.db, requests)
+    await this.history.afterInsert(result.appends)
+    // A replayed id may have committed in an attempt whose answer was lost: its cached history may lack it.
+    await Promise.all(result.replayed.map((r) => this.history.afterChange(r.tenant, [r])))
+    return result
+  }
+
+  /** After a committed edit, delete, rename or mark: the cached states of these sessions are out of date. */
+  private changed(tenant: string, changes: SessionChange[]): Promise<void> {
+    return this.history.afterChange(tenant, changes)
+  }
+}
