@@ -1,19 +1,22 @@
 import { randomUUID } from 'node:crypto'
-import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { NEXT_CURSOR_HEADER, REQUEST_ID_HEADER } from '@session-runtime/schemas'
+import { REQUEST_ID_HEADER } from '@session-runtime/schemas'
 import { errorEnvelope, frameworkErrors, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyRequest, type RouteOptions } from 'fastify'
-import { type ApiKeyEntry, loadApiKeys, withoutApiKeyParam } from './api-keys.js'
 import type { Config } from './config.js'
+import { type ApiKeyEntry, withoutApiKeyParam } from './domain/api-keys.js'
+import type { Upstream } from './domain/upstreams.js'
 import { Errors } from './errors.js'
-import auth from './plugins/auth.js'
-import metrics from './plugins/metrics.js'
-import docs from './routes/docs.js'
-import health from './routes/health.js'
-import playground from './routes/playground.js'
-import proxyRoutes, { type Upstream } from './routes/proxy.js'
+import auth from './plugins/app/auth.js'
+import { errorOptions } from './plugins/app/error-handler.js'
+import metrics from './plugins/app/metrics.js'
+import cors from './plugins/external/cors.js'
+import helmet from './plugins/external/helmet.js'
+import swagger from './plugins/external/swagger.js'
+import docs from './routes/docs/index.js'
+import health from './routes/health/index.js'
+import playground from './routes/playground/index.js'
+import proxy from './routes/proxy/index.js'
 
 export interface GatewayOptions {
   /** Where the logs go (tests); default stdout. */
@@ -39,40 +42,10 @@ const logRedaction = {
 }
 
 /**
- * The API answers JSON and event streams only: its CSP allows nothing to load, run or frame. HSTS stays on
- * the host it was sent by (behind a TLS proxy; browsers ignore it over plain HTTP).
- */
-const HELMET_OPTIONS = {
-  contentSecurityPolicy: {
-    useDefaults: false,
-    directives: {
-      defaultSrc: ["'none'"],
-      baseUri: ["'none'"],
-      formAction: ["'none'"],
-      frameAncestors: ["'none'"],
-    },
-  },
-  frameguard: { action: 'deny' as const },
-  strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: false },
-}
-
-/**
  * Builds the gateway from a validated config. Never listens: server.ts does,
  * and tests use `inject()` on the same app.
  */
 export async function buildApp(config: Config, options: GatewayOptions = {}) {
-  let keys = options.keys
-  if (!keys) {
-    const loaded = loadApiKeys(config.API_KEYS, config.DATA_DIR)
-    keys = loaded.keys
-    if (loaded.createdKey) {
-      const where = loaded.file ? `only its SHA-256 is stored in ${loaded.file}` : 'it is kept in memory only'
-      ;(options.printCreatedKey ?? console.log)(
-        `gateway: created API key for tenant "default" (shown once; ${where}): ${loaded.createdKey}`,
-      )
-    }
-  }
-
   const app = Fastify({
     logger: {
       level: config.LOG_LEVEL,
@@ -102,54 +75,40 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
   })
 
   // external plugins first: CORS answers browsers' preflight requests before any key is asked for
-  const origins = config.CORS_ORIGINS.split(',')
-    .map((o) => o.trim())
-    .filter(Boolean)
-  if (origins.length > 0) {
-    await app.register(cors, {
-      origin: origins.includes('*') ? '*' : origins,
-      exposedHeaders: [
-        REQUEST_ID_HEADER,
-        NEXT_CURSOR_HEADER,
-        'retry-after',
-        'x-ratelimit-limit',
-        'x-ratelimit-remaining',
-      ],
-      maxAge: 600,
-    })
-  }
+  await app.register(cors, { origins: config.CORS_ORIGINS })
+  await app.register(helmet)
 
-  // hardened headers on every answer; /docs and /playground/ replace the CSP with their own (routes/*.ts)
-  await app.register(helmet, HELMET_OPTIONS)
-
+  // app plugins, in order: validation and errors, then metrics (its hooks see every request), then API keys
   await app.register(validation)
-  await app.register(errorEnvelope, {
-    prefix: 'GATEWAY',
-    errors: Errors,
-    bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
-    // A downstream's state is named: 502 failed, 503 unavailable, 504 timed out.
-    shown5xx: [502, 503, 504],
-  })
+  await app.register(errorEnvelope, errorOptions(config.GATEWAY_BODY_LIMIT_BYTES))
   await app.register(metrics, { token: config.METRICS_TOKEN })
-  await app.register(auth, { keys })
+  await app.register(auth, {
+    keys: options.keys,
+    apiKeys: config.API_KEYS,
+    dataDir: config.DATA_DIR,
+    printCreatedKey: options.printCreatedKey,
+  })
 
   const runService = { name: 'run-service', url: config.RUN_SERVICE_URL }
   const messageStore = { name: 'message-store', url: config.MESSAGE_STORE_URL }
+  // each public prefix with the body limit its service applies there (413 at the edge above it)
+  const limit = (serviceLimit: number) => Math.min(serviceLimit, config.GATEWAY_BODY_LIMIT_BYTES)
   const upstreams: Upstream[] = [
-    { ...runService, prefix: '/api/v1/run' },
-    { ...runService, prefix: '/api/v1/flows' },
-    { ...messageStore, prefix: '/api/v1/monitor' },
+    { ...runService, prefix: '/api/v1/run', bodyLimit: limit(config.RUN_BODY_LIMIT_BYTES) },
+    { ...runService, prefix: '/api/v1/flows', bodyLimit: limit(config.FLOWS_BODY_LIMIT_BYTES) },
+    { ...messageStore, prefix: '/api/v1/monitor', bodyLimit: limit(config.BODY_LIMIT_BYTES) },
   ]
-  // /docs (no API key): before the routes, whose schemas it documents
+  // before the routes: the gateway's own OpenAPI document is generated from the routes registered after it
+  await app.register(swagger, { proxiedPrefixes: upstreams.map((upstream) => upstream.prefix) })
+
+  // routes, one folder each; /docs, /health, /ready and /playground/ need no API key
   await app.register(docs, { upstreams, internalToken: config.INTERNAL_TOKEN, timeoutMs: config.READY_TIMEOUT_MS })
   await app.register(health, { services: [runService, messageStore], timeoutMs: config.READY_TIMEOUT_MS })
-  // /playground/ (no API key: the page asks for one and calls the public API with it)
   await app.register(playground)
-  // `/internal/*` is deliberately not routed: it is the services' own API.
-  await app.register(proxyRoutes, {
+  // the public API; `/internal/*` is deliberately not routed: it is the services' own API.
+  await app.register(proxy, {
     upstreams,
     internalToken: config.INTERNAL_TOKEN,
-    bodyLimit: config.GATEWAY_BODY_LIMIT_BYTES,
     rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
   })
 

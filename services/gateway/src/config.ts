@@ -10,8 +10,16 @@ export const ConfigSchema = Type.Object({
   API_KEYS: Type.String({ default: '' }),
   RUN_SERVICE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7861' }),
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
-  /** Largest request body forwarded (by Content-Length; 413 above it). Flow exports are large. */
+  /** Largest request body forwarded on any route (413 above it). Flow exports are large. */
   GATEWAY_BODY_LIMIT_BYTES: bodyLimitSetting(8 * 1024 * 1024),
+  // Each service's own body limits, by the same names and defaults as the service reads them: the gateway
+  // refuses (413) a body the service would refuse, before forwarding any of it (capped by the limit above).
+  /** Body limit of the run API (run-service). */
+  RUN_BODY_LIMIT_BYTES: bodyLimitSetting(1024 * 1024),
+  /** Body limit of the flows API (run-service). */
+  FLOWS_BODY_LIMIT_BYTES: bodyLimitSetting(8 * 1024 * 1024),
+  /** Body limit of the monitor API (message-store). */
+  BODY_LIMIT_BYTES: bodyLimitSetting(1024 * 1024),
   /** Requests allowed per API key in each RATE_LIMIT_WINDOW_MS; 0 turns the limit off (the default). */
   RATE_LIMIT_MAX: Type.Integer({ minimum: 0, default: 0 }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { KEYS_FILE, loadApiKeys, parseApiKeys, tenantOf, withoutApiKeyParam } from '../src/api-keys.js'
+import { KEYS_FILE, loadApiKeys, parseApiKeys, tenantOf, withoutApiKeyParam } from '../src/domain/api-keys.js'
 
 t.test('API_KEYS: tenant=key pairs', async (t) => {
   const keys = parseApiKeys(' a=k1 , b=k2,')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { EventStreamWatch, errorEvent, eventName } from '../src/event-stream-watch.js'
+import { EventStreamWatch, errorEvent, eventName } from '../src/domain/event-stream-watch.js'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const line = (event: string, data: unknown) => `${JSON.stringify({ event, data })}\n\n`

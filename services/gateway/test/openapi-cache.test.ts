@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { createDocumentCache } from '../src/openapi/downstream.js'
+import { createDocumentCache } from '../src/domain/openapi/downstream.js'
 
 const TOKEN = 'test-internal-token-0123456789'
 const doc = (title: string) => ({ openapi: '3.1.0', info: { title, version: '0' }, paths: {} })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { type DownstreamPart, mergeOpenApi, type OpenApiDocument } from '../src/openapi/merge.js'
+import { type DownstreamPart, mergeOpenApi, type OpenApiDocument } from '../src/domain/openapi/merge.js'
 import { openApiProblems } from './helpers/openapi.js'
 
 const info = { title: 'API', version: '1.0.0', description: 'The API.' }

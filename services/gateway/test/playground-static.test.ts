@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { parseApiKeys } from '../src/api-keys.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { PLAYGROUND_DIR } from '../src/routes/playground.js'
+import { parseApiKeys } from '../src/domain/api-keys.js'
+import { PLAYGROUND_DIR } from '../src/routes/playground/index.js'
 
 // The page's files are served without any downstream: these run with none.
 const gateway = await buildApp(

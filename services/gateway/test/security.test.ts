@@ -3,11 +3,11 @@
 // /playground/ their own. No downstream is needed: keys are checked before anything is forwarded.
 import type { RouteOptions } from 'fastify'
 import t, { type Test } from 'tap'
-import { parseApiKeys } from '../src/api-keys.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { DOCS_CSP } from '../src/routes/docs.js'
-import { PLAYGROUND_CSP } from '../src/routes/playground.js'
+import { parseApiKeys } from '../src/domain/api-keys.js'
+import { DOCS_CSP } from '../src/routes/docs/index.js'
+import { PLAYGROUND_CSP } from '../src/routes/playground/index.js'
 
 const INTERNAL_TOKEN = 'test-internal-token-0123456789'
 const METRICS_TOKEN = 'metrics-token-0123456789'

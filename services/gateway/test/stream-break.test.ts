@@ -4,10 +4,10 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { parseApiKeys } from '../src/api-keys.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
-import { brokenStreamMessage } from '../src/routes/proxy.js'
+import { parseApiKeys } from '../src/domain/api-keys.js'
+import { brokenStreamMessage } from '../src/domain/event-stream-guard.js'
 
 const KEY = 'key-a-0123456789'
 const STEP_MS = 10_000

@@ -1,7 +1,7 @@
 import t from 'tap'
-import { parseApiKeys } from '../src/api-keys.js'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { parseApiKeys } from '../src/domain/api-keys.js'
 
 t.test('a downstream that is down: 503 naming it, and /ready says so', async (t) => {
   const gateway = await buildApp(

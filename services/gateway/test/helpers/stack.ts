@@ -110,6 +110,11 @@ export async function startStack(t: Test, opts: StackOptions = {}) {
     loadMessageStoreConfig({ ...storageEnv(msSchema), ...logLevel, ...opts.storeEnv } as NodeJS.ProcessEnv),
     logged(logs?.messageStore),
   )
+  /** What the message-store received: the method and URL of every request. */
+  const storeSeen: { method: string; url: string }[] = []
+  store.addHook('onRequest', async (request) => {
+    storeSeen.push({ method: request.method, url: request.url })
+  })
   await store.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await store.close()
@@ -153,5 +158,5 @@ export async function startStack(t: Test, opts: StackOptions = {}) {
   )
   await gateway.ready()
   t.teardown(() => gateway.close())
-  return { gateway, store, runService, seen }
+  return { gateway, store, runService, seen, storeSeen }
 }

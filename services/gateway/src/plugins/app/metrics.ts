@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { Counter, metrics } from '@session-runtime/service-kit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Errors } from '../errors.js'
+import { Errors } from '../../errors.js'
 
 /**
  * `/metrics` (route latency by route pattern, so proxied traffic by upstream

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { Upstream } from './proxy.js'
+import type { Upstream } from '../../domain/upstreams.js'
 
 const Downstream = Type.Object({
   status: Type.Union([Type.Literal('up'), Type.Literal('down')]),

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { API_KEY_HEADER, type ApiKeyEntry, entryOf, keyIdOf } from '../api-keys.js'
-import { Errors } from '../errors.js'
+import { API_KEY_HEADER, type ApiKeyEntry, entryOf, keyIdOf, loadApiKeys } from '../../domain/api-keys.js'
+import { Errors } from '../../errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,7 +15,27 @@ declare module 'fastify' {
 }
 
 export interface AuthOptions {
-  keys: readonly ApiKeyEntry[]
+  /** Accepted keys; default: from `apiKeys` (API_KEYS), else DATA_DIR/gateway-keys.json, else a created `default` key. */
+  keys?: readonly ApiKeyEntry[] | undefined
+  /** API_KEYS: `tenant=key,tenant2=key2`. */
+  apiKeys: string
+  /** DATA_DIR: where a created key's hash is kept. */
+  dataDir: string
+  /** Shows a key created at this start, once; default: stdout. */
+  printCreatedKey?: ((line: string) => void) | undefined
+}
+
+/** The given keys, else the configured ones; a key created now is shown once. */
+function acceptedKeys(opts: AuthOptions): readonly ApiKeyEntry[] {
+  if (opts.keys) return opts.keys
+  const loaded = loadApiKeys(opts.apiKeys, opts.dataDir)
+  if (loaded.createdKey) {
+    const where = loaded.file ? `only its SHA-256 is stored in ${loaded.file}` : 'it is kept in memory only'
+    ;(opts.printCreatedKey ?? console.log)(
+      `gateway: created API key for tenant "default" (shown once; ${where}): ${loaded.createdKey}`,
+    )
+  }
+  return loaded.keys
 }
 
 /** The presented key: the `x-api-key` header, else the `?x-api-key=` query parameter. */
@@ -28,7 +48,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 /** API keys → tenant, Langflow-like: no key is a 401, an unknown key a 403. */
-async function auth(app: FastifyInstance, { keys }: AuthOptions) {
+async function auth(app: FastifyInstance, opts: AuthOptions) {
+  const keys = acceptedKeys(opts)
   if (!app.hasRequestDecorator('tenant')) app.decorateRequest('tenant', '')
   app.decorateRequest('apiKeyId', '')
   app.decorate('requireApiKey', async (request: FastifyRequest) => {

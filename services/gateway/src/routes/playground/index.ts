@@ -3,7 +3,7 @@ import fastifyStatic, { type SetHeadersResponse } from '@fastify/static'
 import type { FastifyInstance } from 'fastify'
 
 /** The page's sources (plain ES modules, no build step): services/gateway/playground/. */
-export const PLAYGROUND_DIR = fileURLToPath(new URL('../../playground/', import.meta.url))
+export const PLAYGROUND_DIR = fileURLToPath(new URL('../../../playground/', import.meta.url))
 
 /**
  * Only the gateway's own origin: the page loads nothing from elsewhere, runs no inline script, and calls

@@ -1,12 +1,12 @@
-import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { INTERNAL_TOKEN_HEADER, OPENAPI_DOCUMENT_PATH } from '@session-runtime/schemas'
-import type { FastifyInstance, FastifySchema } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { API_KEY_HEADER } from '../api-keys.js'
-import { createDocumentCache, type DocumentSource } from '../openapi/downstream.js'
-import { mergeOpenApi, type OpenApiDocument } from '../openapi/merge.js'
-import type { Upstream } from './proxy.js'
+import { API_KEY_HEADER } from '../../domain/api-keys.js'
+import { createDocumentCache, type DocumentSource } from '../../domain/openapi/downstream.js'
+import { mergeOpenApi, type OpenApiDocument } from '../../domain/openapi/merge.js'
+import type { Upstream } from '../../domain/upstreams.js'
+import { API_INFO } from '../../plugins/external/swagger.js'
 
 export interface DocsOptions {
   /** The proxied prefixes and who serves them: their paths come from that service's own document. */
@@ -16,15 +16,6 @@ export interface DocsOptions {
   timeoutMs: number
   /** How long a fetched document is used before it is fetched again. */
   ttlMs?: number
-}
-
-const INFO = {
-  title: 'Session runtime API',
-  version: '0.1.0',
-  description:
-    'A Langflow-compatible API: run flows, manage flows, read and edit the message history. Every `/api/v1/*` ' +
-    `route needs an API key in the \`${API_KEY_HEADER}\` header (or the \`?${API_KEY_HEADER}=\` query parameter); ` +
-    'errors are `{ "detail", "code" }`.',
 }
 
 /**
@@ -57,26 +48,10 @@ function sourcesOf(upstreams: readonly Upstream[]): DocumentSource[] {
 
 /**
  * `/docs` (Swagger UI, assets served from the package) and `/docs/json` / `/docs/yaml`: the gateway's own
- * routes plus the run-service's and message-store's generated documents, merged. Registered outside the
- * proxied routes, so no API key is needed. Must be registered before the routes it documents.
+ * routes (the document of plugins/external/swagger) plus the run-service's and message-store's generated
+ * documents, merged. Registered outside the proxied routes, so no API key is needed.
  */
 async function docs(app: FastifyInstance, opts: DocsOptions) {
-  const proxied = opts.upstreams.map((upstream) => upstream.prefix)
-  const isProxied = (url: string) => proxied.some((prefix) => url === prefix || url.startsWith(`${prefix}/`))
-
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: INFO,
-      tags: [{ name: 'Gateway', description: 'Liveness and readiness of the whole stack (no API key)' }],
-    },
-    // The gateway's own routes; the proxied ones are described by the services' documents.
-    transform: ({ schema, url }) => {
-      const base = (schema ?? {}) as FastifySchema & { tags?: string[]; hide?: boolean }
-      return { url, schema: isProxied(url) ? { ...base, hide: true } : { ...base, tags: base.tags ?? ['Gateway'] } }
-    },
-  })
-
   const cache = createDocumentCache({
     sources: sourcesOf(opts.upstreams),
     path: OPENAPI_DOCUMENT_PATH,
@@ -104,9 +79,9 @@ async function docs(app: FastifyInstance, opts: DocsOptions) {
         gateway: gateway as OpenApiDocument,
         downstreams: cache.parts(),
         apiKeyName: API_KEY_HEADER,
-        info: INFO,
+        info: API_INFO,
       }),
   })
 }
 
-export default fp(docs, { name: 'gateway-docs' })
+export default fp(docs, { name: 'gateway-docs', dependencies: ['gateway-swagger'] })

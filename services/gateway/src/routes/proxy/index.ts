@@ -1,0 +1,154 @@
+import type { Readable } from 'node:stream'
+import proxy from '@fastify/http-proxy'
+import { INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import { Agent, type Dispatcher } from 'undici'
+import { API_KEY_HEADER, withoutApiKeyParam } from '../../domain/api-keys.js'
+import { brokenStreamMessage, guardEventStream } from '../../domain/event-stream-guard.js'
+import type { Upstream } from '../../domain/upstreams.js'
+import { Errors } from '../../errors.js'
+import rateLimit, { type GatewayRateLimitOptions } from '../../plugins/external/rate-limit.js'
+
+export interface ProxyOptions {
+  upstreams: readonly Upstream[]
+  internalToken: string
+  /** Requests per API key per window; 0: no limit. */
+  rateLimit: GatewayRateLimitOptions
+}
+
+/**
+ * Headers of the caller's connection to the gateway, never forwarded: `expect: 100-continue` (curl sends it
+ * for bodies over 1 KiB) is answered by the gateway's own server, the others name the hop's framing.
+ */
+const HOP_BY_HOP = ['expect', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+
+/** Connection failures: the downstream is not there (or went away), so retrying later may help. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ECONNRESET', 'UND_ERR_SOCKET'])
+
+/** A failure to reach a downstream, named in the envelope: 503 unreachable, 504 timed out, else 502. */
+function upstreamError(name: string, error: FastifyError): FastifyError {
+  const cause = (error.cause as { code?: string } | undefined)?.code ?? error.code
+  if (error.statusCode === 503 || UNREACHABLE.has(cause)) return new Errors.UpstreamUnavailable(name)
+  if (error.statusCode === 504) return new Errors.UpstreamTimeout(name)
+  return new Errors.UpstreamFailed(name)
+}
+
+/** A body sent without a Content-Type is forwarded as bytes (RFC 9110 §8.3). */
+const OCTET_STREAM = 'application/octet-stream'
+
+/**
+ * Every body of the routes registered in `scope` is read whole, by Fastify's own limit-aware reader, before
+ * anything is forwarded: a body over `limit` is the gateway's 413 (`GATEWAY_PAYLOAD_TOO_LARGE`) whether it
+ * announces its length (refused before any of it is read) or comes chunked (refused as soon as the count passes
+ * the limit; the rest is read and dropped, so the connection stays usable). The service behind never sees it:
+ * streaming it on would let the service answer its own 413 while the gateway is still sending, which breaks
+ * the forwarded request (a 502).
+ */
+function bufferedBodies(scope: FastifyInstance, limit: number) {
+  scope.addHook('onRoute', (route) => {
+    route.bodyLimit = limit
+  })
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+}
+
+/**
+ * The public routes: every request needs an API key; the services behind see
+ * the gateway's internal token, the key's tenant and the edge's request ID,
+ * never the caller's key or any trusted header the caller sent. Responses
+ * (streamed runs included) pass through unbuffered.
+ */
+export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptions) {
+  // The key first; then a body announced larger than the route's limit is refused before any of it is read.
+  app.addHook('onRequest', async (request) => {
+    await app.requireApiKey(request)
+    const limit = request.routeOptions.bodyLimit
+    if (Number(request.headers['content-length'] ?? 0) > limit) throw new Errors.PayloadTooLarge(limit)
+  })
+
+  // Its hooks belong to each route, so they run after the key check above: counted per key, never per IP.
+  await app.register(rateLimit, opts.rateLimit)
+
+  // A caller that goes away cancels its forwarded request, so the service behind stops too (a run stops
+  // calling its model). @fastify/reply-from has no per-request signal for undici: the pool below finds
+  // the request's signal by the request ID the gateway itself puts in the forwarded headers.
+  const cancels = new Map<string, AbortController>()
+  app.addHook('onRequest', async (request, reply) => {
+    const cancel = new AbortController()
+    cancels.set(request.id, cancel)
+    reply.raw.once('close', () => {
+      cancels.delete(request.id)
+      if (!reply.raw.writableFinished) cancel.abort(new Error('the client closed the connection'))
+    })
+  })
+  const cancellable = (pool: Dispatcher) => ({
+    request(options: Dispatcher.RequestOptions, callback: (err: Error | null, data: Dispatcher.ResponseData) => void) {
+      const id = (options.headers as Record<string, unknown> | undefined)?.[REQUEST_ID_HEADER]
+      const signal = typeof id === 'string' ? cancels.get(id)?.signal : undefined
+      return pool.request(signal ? { ...options, signal } : options, callback)
+    },
+    close: () => pool.close(),
+    destroy: () => pool.destroy(),
+  })
+
+  const rewriteRequestHeaders = (request: FastifyRequest, headers: Record<string, unknown>) => {
+    const out = { ...headers }
+    delete out[API_KEY_HEADER]
+    // hop-by-hop: they concern the caller's connection only (undici refuses to forward them: a 502)
+    for (const name of HOP_BY_HOP) delete out[name]
+    out[INTERNAL_TOKEN_HEADER] = opts.internalToken
+    out[TENANT_HEADER] = request.tenant
+    out[REQUEST_ID_HEADER] = request.id
+    return out as typeof headers
+  }
+
+  for (const upstream of opts.upstreams) {
+    // keep-alive connections to each downstream; closed with the app (reply-from leaves given pools open)
+    const pool = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 30_000 })
+    app.addHook('onClose', async () => pool.destroy())
+    await app.register(async (scope) => {
+      bufferedBodies(scope, upstream.bodyLimit)
+      await scope.register(proxy, {
+        upstream: upstream.url,
+        prefix: upstream.prefix,
+        rewritePrefix: upstream.prefix,
+        undici: cancellable(pool) as never,
+        // the body is read by bufferedBodies (below) and forwarded whole, as the bytes the caller sent
+        proxyPayloads: false,
+        handler: (request, reply, dest, options) =>
+          reply.from(
+            dest,
+            Buffer.isBuffer(request.body)
+              ? { ...options, body: request.body, contentType: request.headers['content-type'] ?? OCTET_STREAM }
+              : options,
+          ),
+        replyOptions: {
+          rewriteRequestHeaders: rewriteRequestHeaders as never,
+          // the caller's query string, without the key
+          queryString: (_search, reqUrl) => {
+            const url = withoutApiKeyParam(reqUrl)
+            const q = url.indexOf('?')
+            return q === -1 ? '' : url.slice(q + 1)
+          },
+          onError: (reply, { error }) => reply.send(upstreamError(upstream.name, error as FastifyError)),
+          // reply-from's default is `reply.send(res.stream)`; streamed runs get their last event guaranteed
+          onResponse: (request, reply, res) => {
+            const body = res.stream as Readable
+            if (!/^text\/event-stream\b/i.test(String(reply.getHeader('content-type') ?? ''))) return reply.send(body)
+            reply.removeHeader('content-length')
+            reply.send(
+              guardEventStream(body, {
+                message: () => brokenStreamMessage(upstream.name, request.id),
+                onAppend: (cause) =>
+                  request.log.warn(
+                    { upstream: upstream.name, cause },
+                    'streamed answer broke off without an end or error event: error event appended',
+                  ),
+              }),
+            )
+          },
+        },
+      })
+    })
+  }
+}
