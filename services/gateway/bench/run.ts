@@ -74,7 +74,7 @@ import {
 } from '@session-runtime/bench'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import autocannon from 'autocannon'
-import { API_KEY_HEADER } from '../src/api-keys.js'
+import { API_KEY_HEADER } from '../src/domain/api-keys.js'
 import type { BareProxyStart } from './bare-proxy.js'
 import type { BaselineStart } from './baseline.js'
 import {
