@@ -5,6 +5,7 @@ export {
   RETRYABLE_SQLSTATES,
   type Transaction,
 } from './database.js'
+export { type DatabasePluginOptions, databasePlugin } from './database-plugin.js'
 export { type DatabaseErrorMeaning, databaseErrorMeaning } from './errors.js'
 export { type MigrateOptions, migrate } from './migrate.js'
 export { openDatabase } from './open-database.js'

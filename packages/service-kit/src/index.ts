@@ -18,4 +18,5 @@ export {
   type MetricsOptions,
 } from './metrics.js'
 export { default as openapi, type OpenApiOptions } from './openapi.js'
+export { serve } from './serve.js'
 export { default as validation } from './validation.js'

@@ -11,7 +11,7 @@ import {
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
-import database from './plugins/app/database.js'
+import database, { databaseOptions } from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import history from './plugins/app/history.js'
 import metrics from './plugins/app/metrics.js'
@@ -36,7 +36,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(validation)
   await app.register(errorEnvelope, { ...errorOptions(config.BODY_LIMIT_BYTES), databaseErrors: databaseErrorMeaning })
   await app.register(metrics)
-  await app.register(database, { config })
+  await app.register(database, databaseOptions(config))
   await app.register(history, { config })
   await app.register(repository, { config })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })

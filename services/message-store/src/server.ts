@@ -1,14 +1,6 @@
-import closeWithGrace from 'close-with-grace'
+import { serve } from '@session-runtime/service-kit'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
 
 const config = loadConfig()
-const app = await buildApp(config)
-
-closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-  if (err) app.log.error({ err }, 'closing after an error')
-  else app.log.info({ signal }, 'closing')
-  await app.close()
-})
-
-await app.listen({ host: config.HOST, port: config.MESSAGE_STORE_PORT })
+await serve(await buildApp(config), { host: config.HOST, port: config.MESSAGE_STORE_PORT })

@@ -4,7 +4,7 @@ import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation 
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
 import { Errors } from './errors.js'
-import database from './plugins/app/database.js'
+import database, { databaseOptions } from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import exampleFlows from './plugins/app/example-flows.js'
 import metrics from './plugins/app/metrics.js'
@@ -37,7 +37,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     databaseErrors: databaseErrorMeaning,
   })
   await app.register(metrics)
-  await app.register(database, { config })
+  await app.register(database, databaseOptions(config))
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
   await app.register(unconfirmedMessages, { intervalMs: config.UNCONFIRMED_SETTLE_INTERVAL_MS })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })

@@ -1,3 +1,4 @@
+import { NEXT_CURSOR_HEADER } from '@session-runtime/schemas'
 import type { FastifyReply } from 'fastify'
 
 /**
@@ -11,4 +12,14 @@ export function sendSerialized(reply: FastifyReply, statusCode: number, json: st
     .code(statusCode)
     .type('application/json; charset=utf-8')
     .send(json as never)
+}
+
+/** Sends messages already serialized one by one as one JSON array. */
+export const sendSerializedArray = (reply: FastifyReply, statusCode: number, items: readonly { json: string }[]) =>
+  sendSerialized(reply, statusCode, `[${items.map((item) => item.json).join(',')}]`)
+
+/** Sends one page of a keyset-paged list: its rows, and the next page's cursor as a header when more rows follow. */
+export function sendPage(reply: FastifyReply, page: { body: string; nextCursor: string | undefined }) {
+  if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
+  return sendSerialized(reply, 200, page.body)
 }

@@ -24,6 +24,13 @@ export async function lockSessions(tx: Queryable, tenant: string, where: string,
   return rows
 }
 
+/** Locks the caller's session rows matching `where` (`$2` is `value`), only those of one flow when `flowId` is given. */
+function lockSessionsInFlow(tx: Queryable, tenant: string, where: string, value: unknown, flowId: string | undefined) {
+  return flowId === undefined
+    ? lockSessions(tx, tenant, where, [value])
+    : lockSessions(tx, tenant, `${where} AND flow_id = $3`, [value, flowId])
+}
+
 /** Locks the rows of the given sessions (see lockSessions). */
 export function lockSessionKeys(tx: Queryable, tenant: string, keys: SessionKey[]) {
   return lockSessions(tx, tenant, '(flow_id, session_id) IN (SELECT * FROM unnest($2::uuid[], $3::text[]))', [
@@ -89,13 +96,7 @@ export async function deleteSessions(
 ): Promise<{ deletedSessionIds: string[]; changes: SessionChange[] }> {
   return withRetry(() =>
     db.transaction(async (tx) => {
-      const params: unknown[] = [sessionIds]
-      let where = 'session_id = ANY($2::text[])'
-      if (flowId !== undefined) {
-        params.push(flowId)
-        where += ' AND flow_id = $3'
-      }
-      const locked = await lockSessions(tx, tenant, where, params)
+      const locked = await lockSessionsInFlow(tx, tenant, 'session_id = ANY($2::text[])', sessionIds, flowId)
       if (locked.length === 0) return { deletedSessionIds: [], changes: [] }
       await tx.query(
         `DELETE FROM messages m USING unnest($2::uuid[], $3::text[]) AS k(f, s)
@@ -123,13 +124,8 @@ export async function renameSession(
 ): Promise<{ body: string; changes: SessionChange[] }> {
   return withRetry(() =>
     db.transaction(async (tx) => {
-      const params: unknown[] = [oldId]
-      let where = 'session_id = $2 AND message_count > 0'
-      if (flowId !== undefined) {
-        params.push(flowId)
-        where += ' AND flow_id = $3'
-      }
-      const flows = (await lockSessions(tx, tenant, where, params)).map((k) => k.flow_id)
+      const locked = await lockSessionsInFlow(tx, tenant, 'session_id = $2 AND message_count > 0', oldId, flowId)
+      const flows = locked.map((k) => k.flow_id)
       if (flows.length === 0) throw new SessionNotFoundError(`Session ${oldId} not found`)
       const targets = await ensureAndLockSessions(
         tx,

@@ -1,14 +1,6 @@
 import { fileURLToPath } from 'node:url'
-import { type Database, migrate, openDatabase } from '@session-runtime/db'
-import type { FastifyInstance } from 'fastify'
-import fp from 'fastify-plugin'
+import { type Database, type DatabasePluginOptions, databasePlugin, migrate } from '@session-runtime/db'
 import type { Config } from '../../config.js'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    db: Database
-  }
-}
 
 const MIGRATIONS = fileURLToPath(new URL('../../../migrations/*.sql', import.meta.url))
 /** Any constant: the advisory lock that makes concurrent start-ups migrate one at a time. */
@@ -21,13 +13,12 @@ export function migrateMessageStore(db: Database): Promise<string[]> {
   return migrate(db, { migrations: MIGRATIONS, lockId: MIGRATION_LOCK, schemaTable: 'schemaversion' })
 }
 
-/** Postgres (DATABASE_URL) or embedded PGlite; migrated before the app is ready. */
-async function database(app: FastifyInstance, { config }: { config: Config }) {
-  const db = await openDatabase(config, { name: 'message-store', statementPrefix: STATEMENT_PREFIX })
-  app.addHook('onClose', () => db.close())
-  const applied = await migrateMessageStore(db)
-  app.log.info({ database: db.kind, schema: db.schema, migrations: applied.length }, 'database ready')
-  app.decorate('db', db)
-}
+/** The message-store's options for the `database` plugin (`app.db`, migrated before the app is ready). */
+export const databaseOptions = (config: Config): DatabasePluginOptions => ({
+  settings: config,
+  name: 'message-store',
+  statementPrefix: STATEMENT_PREFIX,
+  migrate: migrateMessageStore,
+})
 
-export default fp(database, { name: 'database' })
+export default databasePlugin

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope, HistoryQuery, Message, MessageBatch, MessageInput, Uuid } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import { sendSerialized } from '../serialized.js'
+import { sendSerialized, sendSerializedArray } from '../serialized.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -48,7 +48,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
     },
     async (request, reply) => {
       const stored = await app.repository.write(request.tenant, request.body.messages)
-      return sendSerialized(reply, 201, `[${stored.map((m) => m.json).join(',')}]`)
+      return sendSerializedArray(reply, 201, stored)
     },
   )
 
@@ -67,7 +67,7 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
     },
     async (request, reply) => {
       const stored = await app.repository.writeFailed(request.tenant, request.body.messages)
-      return sendSerialized(reply, 200, `[${stored.map((m) => m.json).join(',')}]`)
+      return sendSerializedArray(reply, 200, stored)
     },
   )
 

@@ -20,7 +20,7 @@ import {
 } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
-import { sendSerialized } from '../serialized.js'
+import { sendPage, sendSerialized } from '../serialized.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -56,8 +56,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const page = await app.repository.listMessages(request.tenant, request.query)
-      if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
-      return sendSerialized(reply, 200, page.body)
+      return sendPage(reply, page)
     },
   )
 
@@ -115,8 +114,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const page = await app.repository.listSessions(request.tenant, request.query)
-      if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
-      return sendSerialized(reply, 200, page.body)
+      return sendPage(reply, page)
     },
   )
 
