@@ -46,10 +46,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
         response: { 201: Type.Array(Message), ...errors },
       },
     },
-    async (request, reply) => {
-      const stored = await app.repository.write(request.tenant, request.body.messages)
-      return sendSerializedArray(reply, 201, stored)
-    },
+    async (request, reply) =>
+      sendSerializedArray(reply, 201, await app.repository.write(request.tenant, request.body.messages)),
   )
 
   app.post(
@@ -65,10 +63,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
         response: { 200: Type.Array(Message), ...errors },
       },
     },
-    async (request, reply) => {
-      const stored = await app.repository.writeFailed(request.tenant, request.body.messages)
-      return sendSerializedArray(reply, 200, stored)
-    },
+    async (request, reply) =>
+      sendSerializedArray(reply, 200, await app.repository.writeFailed(request.tenant, request.body.messages)),
   )
 
   app.get(
@@ -80,10 +76,8 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
         response: { 200: Type.Array(Message), ...errors },
       },
     },
-    async (request, reply) => {
-      const body = await app.repository.readHistory(request.tenant, request.query)
-      return sendSerialized(reply, 200, body)
-    },
+    async (request, reply) =>
+      sendSerialized(reply, 200, await app.repository.readHistory(request.tenant, request.query)),
   )
 
   app.delete(

@@ -54,10 +54,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: { ...Type.Array(Message), headers: NextCursor }, ...errors },
       },
     },
-    async (request, reply) => {
-      const page = await app.repository.listMessages(request.tenant, request.query)
-      return sendPage(reply, page)
-    },
+    async (request, reply) => sendPage(reply, await app.repository.listMessages(request.tenant, request.query)),
   )
 
   app.delete(
@@ -85,10 +82,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Message, ...errors },
       },
     },
-    async (request, reply) => {
-      const json = await app.repository.updateMessage(request.tenant, request.params.id, request.body)
-      return sendSerialized(reply, 200, json)
-    },
+    async (request, reply) =>
+      sendSerialized(reply, 200, await app.repository.updateMessage(request.tenant, request.params.id, request.body)),
   )
 
   app.get(
@@ -112,10 +107,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: { ...Type.Array(SessionSummary), headers: NextCursor }, ...errors },
       },
     },
-    async (request, reply) => {
-      const page = await app.repository.listSessions(request.tenant, request.query)
-      return sendPage(reply, page)
-    },
+    async (request, reply) => sendPage(reply, await app.repository.listSessions(request.tenant, request.query)),
   )
 
   app.patch(
