@@ -3,6 +3,7 @@ import { databaseErrorMeaning } from '@session-runtime/db'
 import { errorEnvelope, internalAuth, openapi, serviceServerOptions, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import type { Config } from './config.js'
+import { builtInComponents } from './engine/index.js'
 import { Errors } from './errors.js'
 import database, { databaseOptions } from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
@@ -21,6 +22,8 @@ import run from './routes/run/index.js'
  */
 export async function buildApp(config: Config, options: FastifyServerOptions = {}) {
   const shared = serviceServerOptions(Errors)
+  // the component types a flow may use: parsed flows (imports, runs, the examples) are checked against them
+  const registry = builtInComponents
   const app = Fastify({
     logger: { level: config.LOG_LEVEL },
     bodyLimit: config.FLOWS_BODY_LIMIT_BYTES,
@@ -41,7 +44,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
   await app.register(unconfirmedMessages, { intervalMs: config.UNCONFIRMED_SETTLE_INTERVAL_MS })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
-  await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS })
+  await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS, registry })
   // before the routes: the OpenAPI document is generated from the routes registered after it
   await app.register(openapi, {
     title: 'run-service',
@@ -57,6 +60,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(flows, {
     bodyLimit: config.FLOWS_BODY_LIMIT_BYTES,
     limits: { maxNodes: config.FLOW_MAX_NODES, maxEdges: config.FLOW_MAX_EDGES, maxDepth: config.FLOW_MAX_DEPTH },
+    registry,
   })
   const model = createOpenAIModelPort({ timeoutMs: config.OPENAI_TIMEOUT_MS })
   app.addHook('onClose', async () => model.close())
@@ -66,6 +70,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     tweaksMaxDepth: config.RUN_TWEAKS_MAX_DEPTH,
     tweaksMaxKeys: config.RUN_TWEAKS_MAX_KEYS,
     flowCacheSize: config.FLOW_CACHE_SIZE,
+    registry,
     model,
     modelDefaults: {
       baseUrl: config.OPENAI_BASE_URL,

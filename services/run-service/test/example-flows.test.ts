@@ -2,6 +2,7 @@ import type { Message } from '@session-runtime/schemas'
 import t from 'tap'
 import { ExampleFlowSeeder, exampleFlowId, loadExampleFlows, seedExampleFlows } from '../src/domain/example-flows.js'
 import { createFlow } from '../src/domain/flow-repository.js'
+import { builtInComponents } from '../src/engine/index.js'
 import {
   backends,
   buildTestApp,
@@ -80,7 +81,7 @@ async function seededRows(app: TestApp, tenant: string): Promise<number> {
 }
 
 t.test('the shipped examples load and are valid; Memory Echo has a fixed id and an endpoint name', async (t) => {
-  const examples = loadExampleFlows()
+  const examples = loadExampleFlows(builtInComponents)
   const echo = examples.find((example) => example.file === 'memory-echo.json')
   t.match(echo, { id: MEMORY_ECHO, name: 'Memory Echo', endpoint_name: 'memory-echo' })
   const types = ((echo?.data as StoredFlow['data'] | undefined)?.nodes ?? []).map((node) => node.data.type)
@@ -151,7 +152,7 @@ t.test('a deleted example does not come back, not even after a restart', async (
   t.equal((await run(app, 'tidy', 'memory-echo', { input_value: 'x' })).statusCode, 404)
 
   // What a restarted process starts with: a seeder that has seen nobody. The "seeded" row stops it.
-  await new ExampleFlowSeeder(app.db, loadExampleFlows()).ensureSeeded('tidy')
+  await new ExampleFlowSeeder(app.db, loadExampleFlows(builtInComponents)).ensureSeeded('tidy')
   t.same(await flowsOf(app, 'tidy'), [], 'a fresh seeder does not bring it back')
 
   if (backends.postgresUrl) {
@@ -233,7 +234,7 @@ t.test('two replicas on one database seed a tenant once', async (t) => {
 
 t.test('a copy whose endpoint name the tenant already uses is skipped, not an error', async (t) => {
   // A tenant from before the examples existed may have its own `memory-echo`.
-  const examples = loadExampleFlows()
+  const examples = loadExampleFlows(builtInComponents)
   await createFlow(app.db, 'veteran', { name: 'mine', description: null, endpoint_name: 'memory-echo', data: {} })
   t.equal(await seedExampleFlows(app.db, 'veteran', examples), 0)
   const { rows } = await app.db.query<{ name: string }>('SELECT name FROM flows WHERE tenant_id = $1', ['veteran'])

@@ -394,7 +394,10 @@ t.test('a model not feeding a ChatOutput does not stream', async (t) => {
 
 t.test('a graph with problems is refused before anything runs', async (t) => {
   const h = harness()
-  const { graph } = parseFlow(flow([node('chat', 'ChatInput', { input_value: 'x' }), node('odd', 'Unknown')]))
+  const { graph } = parseFlow(
+    flow([node('chat', 'ChatInput', { input_value: 'x' }), node('odd', 'Unknown')]),
+    builtInComponents,
+  )
   await t.rejects(
     executeRun(planRun(graph, FLOW_ID, {}), { messages: h.store, model: h.model, modelDefaults: MODEL_DEFAULTS }),
     TypeError,

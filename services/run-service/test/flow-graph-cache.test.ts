@@ -1,10 +1,10 @@
 import t from 'tap'
 import { FlowGraphCache } from '../src/domain/flow-graph-cache.js'
-import { type FlowGraph, parseFlow, runnableGraph } from '../src/engine/index.js'
+import { builtInComponents, type FlowGraph, parseFlow, runnableGraph } from '../src/engine/index.js'
 import { buildTestApp, internalHeaders, startMessageStore } from './helpers/app.js'
 import { fixture } from './helpers/flows.js'
 
-const graph = (): FlowGraph => runnableGraph(parseFlow(fixture('simple')))
+const graph = (): FlowGraph => runnableGraph(parseFlow(fixture('simple'), builtInComponents))
 
 t.test('FlowGraphCache: by ID and version, least recently used out, 0 keeps nothing', async (t) => {
   const cache = new FlowGraphCache(2)

@@ -1,13 +1,20 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { FlowInvalidError, type GraphProblem, parseFlow, runnableGraph, topologicalOrder } from '../src/index.js'
+import {
+  builtInComponents,
+  FlowInvalidError,
+  type GraphProblem,
+  parseFlow,
+  runnableGraph,
+  topologicalOrder,
+} from '../src/index.js'
 import { edge, FIXTURES, fixture, fixturePath, flow, node } from './helpers/flows.js'
 
 t.test('the three fixtures parse with zero problems, and are not changed', async (t) => {
   for (const name of Object.keys(FIXTURES) as (keyof typeof FIXTURES)[]) {
     const before = readFileSync(fixturePath(name), 'utf8')
     const json = JSON.parse(before)
-    const { graph, problems } = parseFlow(json)
+    const { graph, problems } = parseFlow(json, builtInComponents)
     t.strictSame(problems, [], `${name}: no problems`)
     t.strictSame(json, JSON.parse(before), `${name}: the parsed object is not mutated`)
     t.ok(graph.nodes.length >= 3, `${name}: nodes`)
@@ -19,7 +26,7 @@ t.test('the three fixtures parse with zero problems, and are not changed', async
 })
 
 t.test('memory chatbot: nodes, display names, values and edges', async (t) => {
-  const { graph } = parseFlow(fixture('memory'))
+  const { graph } = parseFlow(fixture('memory'), builtInComponents)
   t.strictSame(
     graph.nodes.map((n) => n.type),
     ['ChatInput', 'ChatOutput', 'Prompt', 'Memory', 'LanguageModelComponent'],
@@ -62,7 +69,7 @@ t.test('every problem is reported, not the first', async (t) => {
       edge('b', 'text', 'a', 'input_value'),
     ],
   )
-  const { problems } = parseFlow(json)
+  const { problems } = parseFlow(json, builtInComponents)
   t.strictSame(
     problems.map((p) => p.kind),
     ['unknown-component', 'missing-node', 'unknown-field', 'cycle'],
@@ -74,7 +81,7 @@ t.test('every problem is reported, not the first', async (t) => {
   for (const problem of problems) t.type(problem.message, 'string')
   t.match(problems[3]?.message, /a, b/, 'the cycle names its nodes')
 
-  const error = t.throws(() => runnableGraph(parseFlow(json))) as FlowInvalidError
+  const error = t.throws(() => runnableGraph(parseFlow(json, builtInComponents))) as FlowInvalidError
   t.type(error, FlowInvalidError)
   t.equal(error.statusCode, 422)
   t.equal(error.problems.length, 4)
@@ -106,7 +113,7 @@ t.test('more problems: unknown outputs, missing sources, self-loops, several cyc
       edge('model', 'model_output', 'out', 'session_id'),
     ],
   )
-  const { problems } = parseFlow(json)
+  const { problems } = parseFlow(json, builtInComponents)
   const summary = problems.map((p: GraphProblem) => {
     switch (p.kind) {
       case 'duplicate-node':
@@ -135,16 +142,18 @@ t.test('more problems: unknown outputs, missing sources, self-loops, several cyc
 })
 
 t.test('malformed flows are problems, not exceptions', async (t) => {
-  t.match(parseFlow(null).problems, [{ kind: 'malformed', at: 'data.nodes' }])
-  t.match(parseFlow({ data: { nodes: {} } }).problems, [{ kind: 'malformed', at: 'data.nodes' }])
-  t.match(parseFlow({ data: { nodes: [], edges: 'x' } }).problems, [{ kind: 'malformed', at: 'data.edges' }])
-  t.match(parseFlow({ data: { nodes: [{ data: { type: 'ChatInput' } }] } }).problems, [
+  t.match(parseFlow(null, builtInComponents).problems, [{ kind: 'malformed', at: 'data.nodes' }])
+  t.match(parseFlow({ data: { nodes: {} } }, builtInComponents).problems, [{ kind: 'malformed', at: 'data.nodes' }])
+  t.match(parseFlow({ data: { nodes: [], edges: 'x' } }, builtInComponents).problems, [
+    { kind: 'malformed', at: 'data.edges' },
+  ])
+  t.match(parseFlow({ data: { nodes: [{ data: { type: 'ChatInput' } }] } }, builtInComponents).problems, [
     { kind: 'malformed', at: 'data.nodes[0]' },
   ])
-  t.match(parseFlow({ data: { nodes: [], edges: [{ id: 'e', data: {} }] } }).problems, [
+  t.match(parseFlow({ data: { nodes: [], edges: [{ id: 'e', data: {} }] } }, builtInComponents).problems, [
     { kind: 'malformed', at: 'data.edges[0]' },
   ])
-  t.strictSame(parseFlow({ data: { nodes: [] } }).problems, [], 'a flow without edges is fine')
+  t.strictSame(parseFlow({ data: { nodes: [] } }, builtInComponents).problems, [], 'a flow without edges is fine')
 })
 
 t.test('notes and untyped nodes are ignored; Langflow string handles are read', async (t) => {
@@ -159,7 +168,7 @@ t.test('notes and untyped nodes are ignored; Langflow string handles are read', 
     sourceHandle: '{œdataTypeœ:œChatInputœ,œidœ:œinœ,œnameœ:œmessageœ,œoutput_typesœ:[œMessageœ]}',
     targetHandle: '{œfieldNameœ:œinput_valueœ,œidœ:œoutœ,œinputTypesœ:[œMessageœ],œtypeœ:œstrœ}',
   })
-  const { graph, problems } = parseFlow(json)
+  const { graph, problems } = parseFlow(json, builtInComponents)
   t.strictSame(problems, [])
   t.strictSame(
     graph.nodes.map((n) => n.id),
@@ -178,7 +187,7 @@ t.test(
     template.model_name = { value: 'gpt-4o-mini', load_from_db: false }
     template._type = 'Component'
     template.code = { value: 'class X: pass' }
-    const { graph, problems } = parseFlow(json)
+    const { graph, problems } = parseFlow(json, builtInComponents)
     t.strictSame(graph.nodes[0]?.values, { model_name: 'gpt-4o-mini' })
     t.match(problems, [{ kind: 'invalid-session-id', nodeId: 'in' }])
   },
@@ -190,6 +199,7 @@ t.test('Prompt variables are fields edges may target', async (t) => {
       [node('in', 'ChatInput'), node('p', 'Prompt', { template: 'Hi {name}, {{literal}}' })],
       [edge('in', 'message', 'p', 'name')],
     ),
+    builtInComponents,
   )
   t.strictSame(ok.problems, [])
   const literal = parseFlow(
@@ -197,6 +207,7 @@ t.test('Prompt variables are fields edges may target', async (t) => {
       [node('in', 'ChatInput'), node('p', 'Prompt', { template: 'Hi {name}, {{literal}}' })],
       [edge('in', 'message', 'p', 'literal')],
     ),
+    builtInComponents,
   )
   t.match(literal.problems, [{ kind: 'unknown-field', field: 'literal' }], '{{x}} is not a variable in f-string mode')
   const double = parseFlow(
@@ -204,6 +215,7 @@ t.test('Prompt variables are fields edges may target', async (t) => {
       [node('in', 'ChatInput'), node('p', 'Prompt', { template: 'Hi {{name}}', use_double_brackets: true })],
       [edge('in', 'message', 'p', 'name')],
     ),
+    builtInComponents,
   )
   t.strictSame(double.problems, [])
 })

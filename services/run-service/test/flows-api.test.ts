@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { exampleFlowId, loadExampleFlows } from '../src/domain/example-flows.js'
+import { builtInComponents } from '../src/engine/index.js'
 import { buildTestApp, internalHeaders, startMessageStore, storageKind } from './helpers/app.js'
 import { FIXTURES, type FlowJson, fixture } from './helpers/flows.js'
 
@@ -22,7 +23,7 @@ interface StoredFlow {
 
 /** A list of the tenant's flows without its copies of the built-in examples (see example-flows.test.ts). */
 function withoutExamples(flows: StoredFlow[], tenant = 'tenant-a'): StoredFlow[] {
-  const examples = new Set(loadExampleFlows().map((example) => exampleFlowId(example.id, tenant)))
+  const examples = new Set(loadExampleFlows(builtInComponents).map((example) => exampleFlowId(example.id, tenant)))
   return flows.filter((flow) => !examples.has(flow.id))
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import {
   applyTweaks,
+  builtInComponents,
   InvalidTweakError,
   inputReceivers,
   parseFlow,
@@ -11,7 +12,7 @@ import {
 } from '../src/index.js'
 import { FLOW_ID, fixture, flow, harness, node, run } from './helpers/flows.js'
 
-const graphOf = (json: unknown) => parseFlow(json).graph
+const graphOf = (json: unknown) => parseFlow(json, builtInComponents).graph
 
 const sample = () =>
   graphOf(
@@ -86,6 +87,11 @@ t.test('a session_id tweak must be empty or a session ID (422)', async (t) => {
   t.type(
     t.throws(() => applyTweaks(graph, { 'chat-1': { session_id: 'a\u0000b' } })),
     InvalidTweakError,
+  )
+  t.type(
+    t.throws(() => applyTweaks(graph, { 'chat-1': { session_id: 'a\ud800' } })),
+    InvalidTweakError,
+    'a lone surrogate (the rule of packages/schemas)',
   )
   t.strictSame(asObject(applyTweaks(graph, { 'chat-1': { session_id: '' } })), { 'chat-1': { session_id: '' } })
   t.ok(applyTweaks(graph, { 'chat-1': { session_id: 'x'.repeat(255) } }), '255 code points are fine')

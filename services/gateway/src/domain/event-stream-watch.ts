@@ -22,7 +22,10 @@ export function eventName(line: string): string | undefined {
   }
 }
 
-/** One `error` event in the run-service's framing (its `writeEvent`): the JSON line, then a blank line. */
+/**
+ * One `error` event in the run-service's framing (its `frameEvent`, in routes/run/event-stream.ts): the JSON line,
+ * then a blank line.
+ */
 export function errorEvent(message: string): string {
   return `${JSON.stringify({ event: 'error', data: { error: message } })}\n\n`
 }

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Database } from '@session-runtime/db'
-import { parseFlow, runnableGraph } from '../engine/index.js'
+import { type ComponentRegistry, parseFlow, runnableGraph } from '../engine/index.js'
 import { isUuid } from './flow-repository.js'
 
 /** The built-in examples: Langflow exports, one per file (services/run-service/examples/*.json). */
@@ -19,8 +19,11 @@ export interface ExampleFlow {
   data: unknown
 }
 
-/** Reads and validates every example of `dir` (file-name order); a broken example fails the start-up. */
-export function loadExampleFlows(dir: string = EXAMPLES_DIR): ExampleFlow[] {
+/**
+ * Reads and validates (against the components of `registry`) every example of `dir` (file-name order); a
+ * broken example fails the start-up.
+ */
+export function loadExampleFlows(registry: ComponentRegistry, dir: string = EXAMPLES_DIR): ExampleFlow[] {
   const files = readdirSync(dir)
     .filter((file) => file.endsWith('.json'))
     .sort()
@@ -29,7 +32,7 @@ export function loadExampleFlows(dir: string = EXAMPLES_DIR): ExampleFlow[] {
     const { id, name, description, endpoint_name: endpointName, data } = json
     if (typeof id !== 'string' || !isUuid(id)) throw new Error(`example flow ${file}: id must be a UUID`)
     if (typeof name !== 'string' || name === '') throw new Error(`example flow ${file}: name is missing`)
-    runnableGraph(parseFlow(json))
+    runnableGraph(parseFlow(json, registry))
     return {
       file,
       id: id.toLowerCase(),

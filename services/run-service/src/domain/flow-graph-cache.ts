@@ -1,5 +1,5 @@
 import type { Queryable } from '@session-runtime/db'
-import { type FlowGraph, parseFlow, runnableGraph } from '../engine/index.js'
+import { type ComponentRegistry, type FlowGraph, parseFlow, runnableGraph } from '../engine/index.js'
 import { findFlowVersion, getVersionedFlow } from './flow-repository.js'
 
 /**
@@ -39,12 +39,14 @@ export class FlowGraphCache {
 
 /**
  * The run's lookup (spec §3): the tenant's flow by ID or endpoint name (FlowNotFoundError
- * otherwise), as a runnable graph (FlowInvalidError if it cannot run). One small query when the
- * cache holds the current version; the tenant check is always made by the database.
+ * otherwise), as a runnable graph of `registry`'s components (FlowInvalidError if it cannot run).
+ * One small query when the cache holds the current version; the tenant check is always made by the
+ * database.
  */
 export async function loadRunnableFlow(
   db: Queryable,
   cache: FlowGraphCache,
+  registry: ComponentRegistry,
   tenant: string,
   idOrEndpointName: string,
 ): Promise<{ id: string; graph: FlowGraph }> {
@@ -52,7 +54,7 @@ export async function loadRunnableFlow(
   const cached = cache.get(id, version)
   if (cached) return { id, graph: cached }
   const flow = await getVersionedFlow(db, tenant, id)
-  const graph = runnableGraph(parseFlow(flow))
+  const graph = runnableGraph(parseFlow(flow, registry))
   cache.set(id, flow.version, graph)
   return { id, graph }
 }

@@ -1,5 +1,5 @@
 import type { Message } from '@session-runtime/schemas'
-import type { GraphProblem } from './flow-graph.js'
+import type { GraphProblem } from './graph-model.js'
 
 /** Errors of the engine; each says which HTTP status the route answers with. */
 export abstract class EngineError extends Error {

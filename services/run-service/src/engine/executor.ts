@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto'
-import type { Message } from '@session-runtime/schemas'
+import { isValidSessionId, type Message } from '@session-runtime/schemas'
+import { ComponentFailedError, errorReason, RunAbortedError } from './errors.js'
+import { topologicalOrder } from './flow-graph.js'
 import type {
   ComponentContext,
   ComponentDefinition,
   ComponentInputs,
   ComponentOutputs,
-} from './components/component.js'
-import { ComponentFailedError, errorReason, RunAbortedError } from './errors.js'
-import { type FlowNode, topologicalOrder } from './flow-graph.js'
+  FlowNode,
+} from './graph-model.js'
 import { localMessage, type MessageDraft, messageInput, messageProperties } from './messages.js'
 import type { MessagePort, ModelDefaults, ModelPort, RunEvent, RunListener } from './ports.js'
 import type { RunPlan } from './run-plan.js'
-import { isValidSessionId, resolveComponentSession, runSessionId, type SessionSource } from './session.js'
+import { resolveComponentSession, runSessionId, type SessionSource } from './session.js'
 import { type FlowValue, rawValue } from './values.js'
 
 export interface ExecuteOptions {

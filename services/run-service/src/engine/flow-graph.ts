@@ -1,66 +1,22 @@
-import { acceptsField, type ComponentDefinition } from './components/component.js'
+import { isValidSessionId } from '@session-runtime/schemas'
 import { FlowInvalidError } from './errors.js'
-import { builtInComponents, type ComponentRegistry } from './registry.js'
-import { isValidSessionId } from './session.js'
-
-/** One component of a flow. Sticky notes are not nodes. */
-export interface FlowNode {
-  readonly id: string
-  /** `data.type`. */
-  readonly type: string
-  readonly displayName: string
-  /** `template.<field>.value` for every field but `code`. */
-  readonly values: Readonly<Record<string, unknown>>
-  /** The registered component; null when the type is unknown (a problem). */
-  readonly component: ComponentDefinition | null
-}
-
-/** `sourceHandle.{id, name}` → `targetHandle.{id, fieldName}`. */
-export interface FlowEdge {
-  readonly id: string
-  readonly source: string
-  readonly sourceOutput: string
-  readonly target: string
-  readonly targetField: string
-}
-
-export interface FlowGraph {
-  /** In the flow file's order. */
-  readonly nodes: readonly FlowNode[]
-  /** Edges whose two ends exist. */
-  readonly edges: readonly FlowEdge[]
-  readonly byId: ReadonlyMap<string, FlowNode>
-  readonly incoming: ReadonlyMap<string, readonly FlowEdge[]>
-  readonly outgoing: ReadonlyMap<string, readonly FlowEdge[]>
-}
-
-export type GraphProblem = { readonly message: string } & (
-  | { readonly kind: 'malformed'; readonly at: string }
-  | { readonly kind: 'duplicate-node'; readonly nodeId: string }
-  | { readonly kind: 'unknown-component'; readonly nodeId: string; readonly componentType: string }
-  | {
-      readonly kind: 'missing-node'
-      readonly edgeId: string
-      readonly nodeId: string
-      readonly end: 'source' | 'target'
-    }
-  | { readonly kind: 'unknown-field'; readonly edgeId: string; readonly nodeId: string; readonly field: string }
-  | { readonly kind: 'unknown-output'; readonly edgeId: string; readonly nodeId: string; readonly output: string }
-  | { readonly kind: 'duplicate-input'; readonly nodeId: string; readonly field: string; readonly edgeIds: string[] }
-  | { readonly kind: 'invalid-session-id'; readonly nodeId: string }
-  | { readonly kind: 'cycle'; readonly nodeIds: string[] }
-)
-
-export interface ParsedFlow {
-  readonly graph: FlowGraph
-  /** Every problem found; empty when the flow can run. */
-  readonly problems: GraphProblem[]
-}
+import {
+  acceptsField,
+  type ComponentRegistry,
+  type FlowEdge,
+  type FlowGraph,
+  type FlowNode,
+  type GraphProblem,
+  type ParsedFlow,
+} from './graph-model.js'
 
 const NOTE_TYPES = new Set(['note', 'noteNode'])
 
-/** Parses a Langflow flow (`{ data: { nodes, edges } }`) and validates the whole graph. */
-export function parseFlow(flow: unknown, registry: ComponentRegistry = builtInComponents): ParsedFlow {
+/**
+ * Parses a Langflow flow (`{ data: { nodes, edges } }`) and validates the whole graph; `registry` holds the
+ * component types a node may have (the engine's built-in ones: `builtInComponents`).
+ */
+export function parseFlow(flow: unknown, registry: ComponentRegistry): ParsedFlow {
   const problems: GraphProblem[] = []
   const data = record(record(flow)?.data)
   if (!data || !Array.isArray(data.nodes)) {

@@ -1,11 +1,4 @@
 export { buildRunResponse } from './build-response.js'
-export type {
-  ComponentContext,
-  ComponentDefinition,
-  ComponentInputs,
-  ComponentOutputs,
-  IoRole,
-} from './components/component.js'
 export {
   ComponentFailedError,
   EngineError,
@@ -18,16 +11,20 @@ export {
   UnknownOutputComponentError,
 } from './errors.js'
 export { type ComponentResult, type ExecuteOptions, executeRun, type RunOutcome } from './executor.js'
-export {
-  type FlowEdge,
-  type FlowGraph,
-  type FlowNode,
-  type GraphProblem,
-  type ParsedFlow,
-  parseFlow,
-  runnableGraph,
-  topologicalOrder,
-} from './flow-graph.js'
+export { parseFlow, runnableGraph, topologicalOrder } from './flow-graph.js'
+export type {
+  ComponentContext,
+  ComponentDefinition,
+  ComponentInputs,
+  ComponentOutputs,
+  ComponentRegistry,
+  FlowEdge,
+  FlowGraph,
+  FlowNode,
+  GraphProblem,
+  IoRole,
+  ParsedFlow,
+} from './graph-model.js'
 export type { MessageDraft } from './messages.js'
 export type {
   CompletionRequest,
@@ -40,13 +37,12 @@ export type {
   RunEvent,
   RunListener,
 } from './ports.js'
-export { builtInComponents, type ComponentRegistry, createRegistry } from './registry.js'
+export { builtInComponents, createRegistry } from './registry.js'
 export { OutputValue, ResultData, ResultMessage, RunRequest, RunResponse } from './run-contract.js'
 export { planRun, type RunPlan } from './run-plan.js'
 export { type InputType, inputReceivers, type OutputType, reportedComponents } from './selection.js'
 export {
   carriedSessionId,
-  isValidSessionId,
   type ResolvedSession,
   resolveComponentSession,
   resolveSessionId,

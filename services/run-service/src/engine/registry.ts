@@ -1,6 +1,5 @@
 import { chatInput } from './components/chat-input.js'
 import { chatOutput } from './components/chat-output.js'
-import type { ComponentDefinition } from './components/component.js'
 import { languageModel } from './components/language-model.js'
 import { memory } from './components/memory.js'
 import { openAIModel } from './components/openai-model.js'
@@ -9,9 +8,7 @@ import { storeMessage } from './components/store-message.js'
 import { textInput } from './components/text-input.js'
 import { textOutput } from './components/text-output.js'
 import { typeConverter } from './components/type-converter.js'
-
-/** Component definitions keyed by the flow JSON's `data.type`. */
-export type ComponentRegistry = ReadonlyMap<string, ComponentDefinition>
+import type { ComponentDefinition, ComponentRegistry } from './graph-model.js'
 
 export function createRegistry(components: readonly ComponentDefinition[]): ComponentRegistry {
   return new Map(components.map((component) => [component.type, component]))

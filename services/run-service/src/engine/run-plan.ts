@@ -1,4 +1,4 @@
-import type { FlowGraph } from './flow-graph.js'
+import type { FlowGraph } from './graph-model.js'
 import type { RunRequest } from './run-contract.js'
 import { inputReceivers, reportedComponents } from './selection.js'
 import { applyRequestInput, applyTweaks, type NodeOverrides } from './tweaks.js'

@@ -1,5 +1,5 @@
 import { UnknownOutputComponentError } from './errors.js'
-import type { FlowGraph, FlowNode } from './flow-graph.js'
+import type { FlowGraph, FlowNode } from './graph-model.js'
 
 export type InputType = 'chat' | 'text' | 'any'
 export type OutputType = 'chat' | 'text' | 'any' | 'debug'

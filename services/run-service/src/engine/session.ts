@@ -1,4 +1,3 @@
-import { SESSION_ID_MAX_LENGTH } from '@session-runtime/schemas'
 import { type FlowValue, toText } from './values.js'
 
 /** Where a component's session ID came from, in the order of spec §2. */
@@ -85,10 +84,4 @@ export function runSessionId(
 ): string {
   if (typeof requestSessionId === 'string' && requestSessionId !== '') return requestSessionId
   return firstChatInputSessionId ?? flowId
-}
-
-/** 1–255 Unicode code points, no NUL (spec §2). */
-export function isValidSessionId(value: string): boolean {
-  const length = [...value].length
-  return length >= 1 && length <= SESSION_ID_MAX_LENGTH && !value.includes('\u0000')
 }

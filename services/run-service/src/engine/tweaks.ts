@@ -1,7 +1,6 @@
-import { acceptsField } from './components/component.js'
+import { isValidSessionId } from '@session-runtime/schemas'
 import { InvalidTweakError, TweakConflictError } from './errors.js'
-import type { FlowGraph, FlowNode } from './flow-graph.js'
-import { isValidSessionId } from './session.js'
+import { acceptsField, type FlowGraph, type FlowNode } from './graph-model.js'
 
 /** Per node id: the field values this run sets over the stored ones. */
 export type NodeOverrides = ReadonlyMap<string, Readonly<Record<string, unknown>>>

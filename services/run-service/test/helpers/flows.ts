@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import {
   buildRunResponse,
+  builtInComponents,
   type ComponentRegistry,
   type ExecuteOptions,
   executeRun,
@@ -106,7 +107,7 @@ export async function run(
   request: RunRequest = {},
   options: RunOptions = {},
 ): Promise<RunResult> {
-  const graph = runnableGraph(parseFlow(json, options.registry))
+  const graph = runnableGraph(parseFlow(json, options.registry ?? builtInComponents))
   const plan = planRun(graph, options.flowId ?? FLOW_ID, request)
   const events: RunEvent[] = []
   const outcome = await executeRun(plan, {

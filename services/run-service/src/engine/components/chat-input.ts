@@ -1,6 +1,6 @@
+import type { ComponentDefinition } from '../graph-model.js'
 import { messageValue, toBool, toStringList, toText } from '../values.js'
 import { CHAT_FIELDS, chatDraft } from './chat-message.js'
-import type { ComponentDefinition } from './component.js'
 
 /** The user's message: emitted, and stored when `should_store_message`. */
 export const chatInput: ComponentDefinition = {

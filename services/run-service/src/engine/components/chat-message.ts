@@ -1,7 +1,6 @@
-import type { FlowNode } from '../flow-graph.js'
+import type { ComponentInputs, FlowNode } from '../graph-model.js'
 import { type MessageDraft, messageProperties } from '../messages.js'
 import { toText } from '../values.js'
-import type { ComponentInputs } from './component.js'
 
 /** Fields ChatInput and ChatOutput share. */
 export const CHAT_FIELDS = [

@@ -1,6 +1,6 @@
+import type { ComponentContext, ComponentInputs, ComponentOutputs } from '../graph-model.js'
 import { plainMessage } from '../messages.js'
 import { type FlowValue, messageValue, toBool, toNumber, toText } from '../values.js'
-import type { ComponentContext, ComponentInputs, ComponentOutputs } from './component.js'
 
 /** Fields every chat model has. */
 export const MODEL_FIELDS = ['input_value', 'system_message', 'temperature', 'stream', 'max_tokens', 'api_key'] as const

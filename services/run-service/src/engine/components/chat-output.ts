@@ -1,6 +1,6 @@
+import type { ComponentDefinition } from '../graph-model.js'
 import { messageValue, toBool, toText } from '../values.js'
 import { CHAT_FIELDS, chatDraft } from './chat-message.js'
-import type { ComponentDefinition } from './component.js'
 
 /** Converts its input (Message, Data, DataFrame or text) to text; emits and stores the reply. */
 export const chatOutput: ComponentDefinition = {

@@ -1,6 +1,6 @@
+import type { ComponentDefinition } from '../graph-model.js'
 import type { FlowValue } from '../values.js'
 import { completeChat, MODEL_FIELDS, nodeText } from './chat-model.js'
-import type { ComponentDefinition } from './component.js'
 
 /**
  * Language Model: `model` is a list whose first item's `name` is the model (`[]` = not configured;

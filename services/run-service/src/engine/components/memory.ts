@@ -1,7 +1,7 @@
 import { HISTORY_MAX } from '@session-runtime/schemas'
+import type { ComponentContext, ComponentDefinition, ComponentInputs, ComponentOutputs } from '../graph-model.js'
 import { plainMessage } from '../messages.js'
 import { dataFrameValue, formatTemplate, messageRecord, messageValue, toNumber, toText } from '../values.js'
-import type { ComponentContext, ComponentDefinition, ComponentInputs, ComponentOutputs } from './component.js'
 import { ANY_SENDER, storeIncoming } from './store-incoming.js'
 
 /** Message History: Retrieve (default) reads the session's history; Store writes `message` into it. */

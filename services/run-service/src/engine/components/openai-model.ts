@@ -1,5 +1,5 @@
+import type { ComponentDefinition } from '../graph-model.js'
 import { completeChat, MODEL_FIELDS, nodeText } from './chat-model.js'
-import type { ComponentDefinition } from './component.js'
 
 /** OpenAI: `model_name`, `openai_api_base` and `api_key` on the node, else the configured defaults. */
 export const openAIModel: ComponentDefinition = {

@@ -1,7 +1,6 @@
-import type { FlowNode } from '../flow-graph.js'
+import type { ComponentDefinition, ComponentInputs, FlowNode } from '../graph-model.js'
 import { plainMessage } from '../messages.js'
 import { type FlowValue, messageValue, rawValue, toBool, toText } from '../values.js'
-import type { ComponentDefinition, ComponentInputs } from './component.js'
 
 const NAME = '[A-Za-z_][A-Za-z0-9_]*'
 /** f-string style: `{var}`; `{{` and `}}` are literal braces. */

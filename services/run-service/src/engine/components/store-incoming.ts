@@ -1,5 +1,5 @@
+import type { ComponentContext, ComponentInputs, ComponentOutputs } from '../graph-model.js'
 import { messageValue, toText } from '../values.js'
-import type { ComponentContext, ComponentInputs, ComponentOutputs } from './component.js'
 
 /** Memory's Retrieve filter value that means "no filter"; never a sender to store with. */
 export const ANY_SENDER = 'Machine and User'

@@ -1,4 +1,4 @@
-import type { ComponentDefinition } from './component.js'
+import type { ComponentDefinition } from '../graph-model.js'
 import { storeIncoming } from './store-incoming.js'
 
 /** Stores its `message` input (with `sender`, `sender_name`, `session_id`). */

@@ -1,6 +1,6 @@
+import type { ComponentDefinition } from '../graph-model.js'
 import { plainMessage } from '../messages.js'
 import { messageValue, toText } from '../values.js'
-import type { ComponentDefinition } from './component.js'
 
 /** Passes text through; stores nothing; its text carries no session. */
 export const textOutput: ComponentDefinition = {

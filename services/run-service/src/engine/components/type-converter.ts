@@ -1,5 +1,5 @@
+import type { ComponentDefinition, ComponentOutputs } from '../graph-model.js'
 import { dataFrameValue, dataValue, messageValue, toData, toDataFrame, toMessage, toText } from '../values.js'
-import type { ComponentDefinition, ComponentOutputs } from './component.js'
 
 /** Converts between Message, Data and DataFrame; only the selected `output_type`'s output is produced. */
 export const typeConverter: ComponentDefinition = {

@@ -1,14 +1,6 @@
-import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
 import type { ErrorEnvelopeOptions } from '@session-runtime/service-kit'
-import { EndpointNameConflictError, FlowNotFoundError } from '../../domain/flow-repository.js'
-import {
-  FlowInvalidError,
-  type GraphProblem,
-  InvalidTweakError,
-  TweakConflictError,
-  UnknownOutputComponentError,
-} from '../../engine/index.js'
-import { Errors } from '../../errors.js'
+import { FlowInvalidError, type GraphProblem } from '../../engine/index.js'
+import { Errors, toHttpError } from '../../errors.js'
 import type { FlowProblem } from '../../schemas/flows.js'
 
 /** How the run-service's domain errors appear in the error envelope. */
@@ -19,17 +11,7 @@ export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
     bodyLimit,
     // A dependency's failure is named: 503 unavailable, 502 refused.
     shown5xx: [502, 503],
-    mapError(err) {
-      if (err instanceof FlowInvalidError) return new Errors.FlowInvalid(err.message)
-      if (err instanceof TweakConflictError) return new Errors.TweakConflict(err.message)
-      if (err instanceof InvalidTweakError) return new Errors.Validation(err.message)
-      if (err instanceof UnknownOutputComponentError) return new Errors.UnknownOutputComponent(err.message)
-      if (err instanceof FlowNotFoundError) return new Errors.FlowNotFound(err.identifier)
-      if (err instanceof EndpointNameConflictError) return new Errors.EndpointNameConflict(err.message)
-      if (err instanceof MessageStoreUnavailableError) return new Errors.MessageStoreUnavailable(err.message)
-      if (err instanceof MessageStoreError) return new Errors.MessageStoreFailed(`${err.statusCode} ${err.code}`)
-      return undefined
-    },
+    mapError: toHttpError,
     extraBody: (err) => (err instanceof FlowInvalidError ? { problems: err.problems.map(problemBody) } : undefined),
   }
 }

@@ -3,7 +3,7 @@ import { ErrorEnvelope } from '@session-runtime/schemas'
 import { exceedsJsonLimits } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { createFlow, deleteFlow, getFlow, isUuid, listFlows, updateFlow } from '../../domain/flow-repository.js'
-import { parseFlow, runnableGraph } from '../../engine/index.js'
+import { type ComponentRegistry, parseFlow, runnableGraph } from '../../engine/index.js'
 import { Errors } from '../../errors.js'
 import { CreatedFlow, Flow, FlowCreate, FlowIdParams, FlowUpdate, ValidationEnvelope } from '../../schemas/flows.js'
 
@@ -42,15 +42,22 @@ function checkFlowLimits(body: unknown, data: { nodes: unknown[]; edges?: unknow
 }
 
 /** Every problem of the graph as one 422 (FlowInvalidError, answered with `problems`). */
-function validateGraph(flow: { data: unknown }): void {
-  runnableGraph(parseFlow(flow))
+function validateGraph(flow: { data: unknown }, registry: ComponentRegistry): void {
+  runnableGraph(parseFlow(flow, registry))
 }
 
 /**
  * The flows API (spec §6), reached through the gateway, which names the tenant.
  * Every lookup is tenant-scoped: another tenant's flow is a 404 like a missing one.
  */
-const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number; limits: FlowLimits }> = async (app, opts) => {
+export interface FlowRoutesOptions {
+  bodyLimit: number
+  limits: FlowLimits
+  /** The component types a flow may use. */
+  registry: ComponentRegistry
+}
+
+const flows: FastifyPluginAsyncTypebox<FlowRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
   app.addHook('onRequest', app.seedExampleFlows)
 
@@ -71,7 +78,7 @@ const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number; limits: FlowLimits }
       const body = request.body
       checkFlowLimits(body, body.data, opts.limits)
       const name = endpointName(body.endpoint_name)
-      validateGraph(body)
+      validateGraph(body, opts.registry)
       const { flow, originalId } = await createFlow(app.db, request.tenant, {
         id: body.id,
         name: body.name,
@@ -110,7 +117,7 @@ const flows: FastifyPluginAsyncTypebox<{ bodyLimit: number; limits: FlowLimits }
       const { name, description, data } = request.body
       if (data !== undefined) checkFlowLimits(request.body, data, opts.limits)
       const endpoint = endpointName(request.body.endpoint_name)
-      if (data !== undefined) validateGraph({ data })
+      if (data !== undefined) validateGraph({ data }, opts.registry)
       return updateFlow(app.db, request.tenant, request.params.id.toLowerCase(), {
         name,
         description,

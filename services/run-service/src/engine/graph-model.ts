@@ -1,8 +1,67 @@
 import type { Message } from '@session-runtime/schemas'
-import type { FlowNode } from '../flow-graph.js'
-import type { MessageDraft } from '../messages.js'
-import type { CompletionRequest, CompletionResult, HistoryRequest, ModelDefaults } from '../ports.js'
-import type { FlowValue } from '../values.js'
+import type { MessageDraft } from './messages.js'
+import type { CompletionRequest, CompletionResult, HistoryRequest, ModelDefaults } from './ports.js'
+import type { FlowValue } from './values.js'
+
+/*
+ * The engine's model: a parsed flow graph and the component contract its nodes refer to. The two refer to
+ * each other (a node names its component; a component reads its node), so they live in one module, which
+ * imports nothing of the engine that imports it back.
+ */
+
+/** One component of a flow. Sticky notes are not nodes. */
+export interface FlowNode {
+  readonly id: string
+  /** `data.type`. */
+  readonly type: string
+  readonly displayName: string
+  /** `template.<field>.value` for every field but `code`. */
+  readonly values: Readonly<Record<string, unknown>>
+  /** The registered component; null when the type is unknown (a problem). */
+  readonly component: ComponentDefinition | null
+}
+
+/** `sourceHandle.{id, name}` → `targetHandle.{id, fieldName}`. */
+export interface FlowEdge {
+  readonly id: string
+  readonly source: string
+  readonly sourceOutput: string
+  readonly target: string
+  readonly targetField: string
+}
+
+export interface FlowGraph {
+  /** In the flow file's order. */
+  readonly nodes: readonly FlowNode[]
+  /** Edges whose two ends exist. */
+  readonly edges: readonly FlowEdge[]
+  readonly byId: ReadonlyMap<string, FlowNode>
+  readonly incoming: ReadonlyMap<string, readonly FlowEdge[]>
+  readonly outgoing: ReadonlyMap<string, readonly FlowEdge[]>
+}
+
+export type GraphProblem = { readonly message: string } & (
+  | { readonly kind: 'malformed'; readonly at: string }
+  | { readonly kind: 'duplicate-node'; readonly nodeId: string }
+  | { readonly kind: 'unknown-component'; readonly nodeId: string; readonly componentType: string }
+  | {
+      readonly kind: 'missing-node'
+      readonly edgeId: string
+      readonly nodeId: string
+      readonly end: 'source' | 'target'
+    }
+  | { readonly kind: 'unknown-field'; readonly edgeId: string; readonly nodeId: string; readonly field: string }
+  | { readonly kind: 'unknown-output'; readonly edgeId: string; readonly nodeId: string; readonly output: string }
+  | { readonly kind: 'duplicate-input'; readonly nodeId: string; readonly field: string; readonly edgeIds: string[] }
+  | { readonly kind: 'invalid-session-id'; readonly nodeId: string }
+  | { readonly kind: 'cycle'; readonly nodeIds: string[] }
+)
+
+export interface ParsedFlow {
+  readonly graph: FlowGraph
+  /** Every problem found; empty when the flow can run. */
+  readonly problems: GraphProblem[]
+}
 
 /** Field name → value: an edge's value, else the tweak, else the stored node value. */
 export type ComponentInputs = Readonly<Record<string, FlowValue | undefined>>
@@ -41,6 +100,9 @@ export interface IoRole {
   readonly role: 'input' | 'output'
   readonly kind: 'chat' | 'text'
 }
+
+/** Component definitions keyed by the flow JSON's `data.type`. */
+export type ComponentRegistry = ReadonlyMap<string, ComponentDefinition>
 
 /** One component type, keyed by the flow JSON's `data.type`. */
 export interface ComponentDefinition {

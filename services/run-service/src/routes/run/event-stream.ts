@@ -1,0 +1,39 @@
+import type { FastifyReply } from 'fastify'
+import type { RunEvent } from '../../engine/index.js'
+
+/** What a streamed run sends: the run's own events, then exactly one `end` or `error`. */
+export type StreamEvent = RunEvent | { event: 'end' | 'error'; data: unknown }
+
+export interface EventStream {
+  /** Sends one event; nothing once the client has gone. */
+  write(event: StreamEvent): void
+  end(): void
+}
+
+/** One event of Langflow's streaming wire format: a JSON object on its own line, then a blank line. */
+export function frameEvent(event: StreamEvent): string {
+  return `${JSON.stringify(event)}\n\n`
+}
+
+/**
+ * Answers with a stream (spec §3 "Streaming"): takes the reply over from Fastify, sends the 200 and the
+ * `text/event-stream` headers at once, then the events as they come, each framed by `frameEvent` (not
+ * `data:`-framed). A failure after this point can only be an `error` event.
+ */
+export function openEventStream(reply: FastifyReply): EventStream {
+  reply.hijack()
+  reply.raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    'x-request-id': reply.request.id,
+  })
+  return {
+    write(event) {
+      if (!reply.raw.writableEnded && !reply.raw.destroyed) reply.raw.write(frameEvent(event))
+    },
+    end() {
+      reply.raw.end()
+    },
+  }
+}
