@@ -2,12 +2,10 @@
 // stack as processes: key, flow, two sessions kept apart, a run, rename, delete, edit, and scrolling back
 // through a 500-message session. Every wait is bounded (10 s per step).
 import { existsSync, readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { KEY_A, KEY_B, repoRoot as root, startFakeModel, startProcessStack } from '@session-runtime/stack'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import t from 'tap'
-import { KEY_A, KEY_B, root, startProcessStack } from '../helpers/processes.js'
 
 /** What the functions run in the page use of it (this test program has no DOM library). */
 interface PageElement {
@@ -46,74 +44,10 @@ interface Msg {
   edit: boolean
 }
 
-/**
- * An OpenAI-compatible model that streams its first word at once and the rest only once the test calls
- * `release()` (so the test sees tokens arrive while the run goes on); `failing` answers 500.
- */
-async function startModel() {
-  let release = () => {}
-  let gate = Promise.resolve()
-  const model = {
-    url: '',
-    failing: false,
-    /** The next streamed reply waits after its first word until `release()`. */
-    hold() {
-      gate = new Promise<void>((resolve) => {
-        release = resolve
-      })
-    },
-    release: () => release(),
-  }
-  const body = async (req: IncomingMessage) => {
-    let text = ''
-    for await (const chunk of req) text += chunk
-    return JSON.parse(text) as { model: string; stream?: boolean; messages: { role: string; content: string }[] }
-  }
-  const server = createServer(async (req, res) => {
-    const request = await body(req)
-    const user = request.messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-    if (model.failing) {
-      res.writeHead(500, { 'content-type': 'application/json' })
-      res.end(JSON.stringify({ error: { message: 'the fake model is broken', type: 'server_error' } }))
-      return
-    }
-    const words = `Streaming reply to: ${user}`.split(/(?<= )/)
-    const base = { id: 'chatcmpl-fake', created: 1, model: request.model }
-    if (!request.stream) {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      const message = { role: 'assistant', content: words.join('') }
-      res.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message }] }))
-      return
-    }
-    const chunk = (delta: Record<string, string>, finish: string | null = null) =>
-      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-    res.writeHead(200, { 'content-type': 'text/event-stream' })
-    res.write(chunk({ role: 'assistant', content: '' }))
-    res.write(chunk({ content: words[0] ?? '' }))
-    await gate
-    for (const word of words.slice(1)) res.write(chunk({ content: word }))
-    res.write(chunk({}, 'stop'))
-    res.end('data: [DONE]\n\n')
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => {
-    release()
-    server.closeAllConnections()
-    return new Promise<void>((resolve) => server.close(() => resolve()))
-  })
-  model.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
-  return model
-}
-
-const model = await startModel()
-const stack = await startProcessStack(t, {
-  env: {
-    'run-service': { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'sk-e2e', OPENAI_DEFAULT_MODEL: 'fake-model' },
-  },
-})
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
+// A model that streams its first word at once and, while held, the rest only once the test releases it (so
+// the test sees tokens arrive while the run goes on).
+const model = await startFakeModel(t, { reply: (call) => `Streaming reply to: ${call.user}` })
+const stack = await startProcessStack(t, { modelUrl: model.url })
 const base = stack.gatewayUrl
 
 async function api<T>(
@@ -468,7 +402,7 @@ t.test('a streaming model: tokens show as they arrive, then the stored reply; th
 })
 
 t.test('a failed run: a clear message, the stored error marked, the text kept to retry', async (t) => {
-  model.failing = true
+  model.mode = 'fail'
   await page.fill('#message-input', 'this will fail')
   await page.press('#message-input', 'Enter')
   await page.locator('#notice', { hasText: 'The run failed' }).waitFor()
@@ -476,7 +410,7 @@ t.test('a failed run: a clear message, the stored error marked, the text kept to
   await page.locator('#messages .message.error .badge').waitFor()
   t.equal(await page.locator('#messages .message.error .badge').first().textContent(), 'Error')
   t.equal(await page.inputValue('#message-input'), 'this will fail', 'the message is kept to send again')
-  model.failing = false
+  model.mode = 'ok'
 })
 
 t.test('the session list pages as it scrolls: 40 sessions, 30 at a time, none twice', async (t) => {

@@ -1,27 +1,19 @@
 // A Langflow client nobody here wrote — the public npm package @datastax/langflow-client — works against
 // the gateway unchanged: runs, streams and errors as it expects them from Langflow. The stack runs as
-// real processes (tests/helpers/processes.ts); the flow is imported over plain HTTP, as a user would.
+// real processes (startProcessStack of packages/stack); the flow is imported over plain HTTP, as a user would.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LangflowClient } from '@datastax/langflow-client'
 import { LangflowError } from '@datastax/langflow-client/errors'
 import { FlowResponse } from '@datastax/langflow-client/flow_response'
+import { fakeReply, KEY_A, KEY_B, repoRoot as root, startFakeModel, startProcessStack } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
-import { fakeReply, startFakeOpenAI } from '../../services/run-service/test/helpers/fake-openai.js'
-import { KEY_A, KEY_B, root, startProcessStack } from '../helpers/processes.js'
 
 const fixturesDir = process.env.FIXTURES_DIR ?? join(root, '../shared/fixtures')
 const chatbot = JSON.parse(readFileSync(join(fixturesDir, 'langflow-memory-chatbot.json'), 'utf8')) as { id: string }
 
-const model = await startFakeOpenAI(t)
-const stack = await startProcessStack(t, {
-  env: {
-    'run-service': { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'sk-e2e', OPENAI_DEFAULT_MODEL: 'fake-model' },
-  },
-})
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
+const model = await startFakeModel(t)
+const stack = await startProcessStack(t, { modelUrl: model.url })
 
 const imported = await fetch(`${stack.gatewayUrl}/api/v1/flows/`, {
   method: 'POST',

@@ -1,25 +1,16 @@
-// The three services as real processes (tests/helpers/processes.ts), driven only through the gateway's
+// The three services as real processes (startProcessStack of packages/stack), driven only through the gateway's
 // HTTP API, as a client would: import fixture flows, run them in several sessions, stream a run, page
 // through the monitor API, rename and delete sessions, and check that tenants never see each other.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fakeReply, KEY_A, KEY_B, repoRoot as root, startFakeModel, startProcessStack } from '@session-runtime/stack'
 import t from 'tap'
-import { fakeReply, startFakeOpenAI } from '../../services/run-service/test/helpers/fake-openai.js'
-import { KEY_A, KEY_B, root, startProcessStack } from '../helpers/processes.js'
+import type { StoredMessage } from '../helpers/load.js'
 
 const fixturesDir = process.env.FIXTURES_DIR ?? join(root, '../shared/fixtures')
 const fixture = (name: string) => JSON.parse(readFileSync(join(fixturesDir, `${name}.json`), 'utf8'))
 
-interface Message {
-  id: string
-  flow_id: string
-  session_id: string
-  sender: string
-  sender_name: string
-  text: string
-  timestamp: string
-  error: boolean
-}
+type Message = StoredMessage
 interface RunBody {
   session_id: string
   outputs: { outputs: { results: { message: { text: string } }; outputs: { message: { message: unknown } } }[] }[]
@@ -31,15 +22,8 @@ interface Answer<T = unknown> {
   text: string
 }
 
-const model = await startFakeOpenAI(t)
-const stack = await startProcessStack(t, {
-  env: {
-    'run-service': { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'sk-e2e', OPENAI_DEFAULT_MODEL: 'fake-model' },
-  },
-})
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
+const model = await startFakeModel(t)
+const stack = await startProcessStack(t, { modelUrl: model.url })
 
 /** One request to the gateway as the holder of `key` (undefined: no key). */
 async function call<T = unknown>(key: string | undefined, method: string, path: string, body?: unknown) {

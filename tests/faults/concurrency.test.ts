@@ -1,4 +1,4 @@
-// Concurrency through the gateway, on the three services as real processes (tests/helpers/processes.ts):
+// Concurrency through the gateway, on the three services as real processes (startProcessStack of packages/stack):
 // 200 runs of the built-in Memory Echo flow at once, spread over 20 sessions, while other sessions of the
 // same flow are renamed and deleted. Memory Echo stores the user message, reads the session's user
 // messages back (the Memory component: the message-store's cached history) and stores a reply listing
@@ -6,9 +6,10 @@
 // complete, ordered and free of duplicates, and the cached read (the message-store's internal history API:
 // Redis or the in-process cache) must agree message for message with the uncached one (the monitor API:
 // Postgres).
-import { randomBytes } from 'node:crypto'
+
+import { KEY_A, startProcessStack, TENANT_A } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
-import { KEY_A, startProcessStack, TENANT_A } from '../helpers/processes.js'
+import type { StoredMessage } from '../helpers/load.js'
 
 const SESSIONS = 20
 const RUNS = 200
@@ -17,34 +18,17 @@ const OTHER_RUNS = 3
 /** Bound of every single request (milliseconds); the whole test is bounded by tap's own timeout. */
 const REQUEST_TIMEOUT_MS = 60_000
 
-const INTERNAL_TOKEN = randomBytes(24).toString('hex')
 const stack = await startProcessStack(t, {
   env: {
-    // The test needs the token to call the message-store directly, as the run-service does.
-    'message-store': {
-      INTERNAL_TOKEN,
-      // This test is about concurrency, not a slow Redis (tests/faults has its own for that): on a busy
-      // 2-core machine a 250 ms command timeout could switch the cache off and leave nothing cached to compare.
-      REDIS_COMMAND_TIMEOUT_MS: '2000',
-    },
-    'run-service': { INTERNAL_TOKEN },
-    gateway: { INTERNAL_TOKEN },
+    // This test is about concurrency, not a slow Redis (tests/faults has its own for that): on a busy
+    // 2-core machine a 250 ms command timeout could switch the cache off and leave nothing cached to compare.
+    'message-store': { REDIS_COMMAND_TIMEOUT_MS: '2000' },
   },
 })
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
+// The test calls the message-store directly, as the run-service does.
+const INTERNAL_TOKEN = stack.internalToken
 
-interface Message {
-  id: string
-  flow_id: string
-  session_id: string
-  sender: string
-  sender_name: string
-  text: string
-  timestamp: string
-  error: boolean
-}
+type Message = StoredMessage
 interface Answer<T> {
   status: number
   body: T

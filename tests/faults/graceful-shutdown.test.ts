@@ -2,14 +2,12 @@
 // The service drains: the runs in flight finish, or fail cleanly (a 503 in the error envelope, an `error`
 // event, or a refused connection) — never a stream cut short or a hung request; it exits 0 within its
 // close-with-grace delay (10 s; past it, close-with-grace exits 1); and nothing acknowledged is lost.
+
+import { KEY_A, type ServiceName, startProcessStack } from '@session-runtime/stack'
 import t from 'tap'
 import { memoryEchoId, type RunOutcome, startLoad, summary, verifyRuns } from '../helpers/load.js'
-import { KEY_A, type ServiceName, startProcessStack } from '../helpers/processes.js'
 
 const stack = await startProcessStack(t, { persistentData: true })
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
 const flowId = await memoryEchoId(stack.gatewayUrl, KEY_A)
 
 /** A failure the caller can act on: a 503 envelope, an `error` event, or no connection at all. */
@@ -28,8 +26,6 @@ for (const name of SERVICES) {
       gatewayUrl: stack.gatewayUrl,
       key: KEY_A,
       flowId,
-      concurrency: 8,
-      maxRuns: 1_000,
       streamEvery: 3,
       prefix: `term-${name}`,
     })

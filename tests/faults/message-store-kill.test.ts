@@ -3,14 +3,12 @@
 // retries the store a few times, then gives up). Afterwards every message of every acknowledged run is
 // stored exactly once, and no failed run left a reply that looks complete: a reply whose write committed
 // as the store died (its answer lost) is settled as failed by the run-service once the store is back.
+
+import { KEY_A, startProcessStack } from '@session-runtime/stack'
 import t from 'tap'
 import { memoryEchoId, type RunOutcome, startLoad, summary, verifyRunsSettled } from '../helpers/load.js'
-import { KEY_A, startProcessStack } from '../helpers/processes.js'
 
 const stack = await startProcessStack(t, { persistentData: true })
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
 const flowId = await memoryEchoId(stack.gatewayUrl, KEY_A)
 
 const ok = (outcomes: readonly RunOutcome[]) => outcomes.filter((o) => o.acknowledged)
@@ -20,8 +18,6 @@ t.test('SIGKILL of the message-store under load: 200 with everything stored, or 
     gatewayUrl: stack.gatewayUrl,
     key: KEY_A,
     flowId,
-    concurrency: 8,
-    maxRuns: 1_000,
     streamEvery: 0,
     prefix: 'ms-kill',
   })

@@ -1,14 +1,14 @@
 // Postgres restarted under a load of runs through the whole stack: the three services as processes on a
-// Postgres server of this test's own (tests/helpers/postgres-server.ts), which the message-store (messages)
+// Postgres server of this test's own (startPostgresServer of packages/stack), which the message-store (messages)
 // and the run-service (flows, unconfirmed writes) both use. Postgres is stopped `fast`, then `immediate`,
 // and started again each time on the same data and port. Checked: during an outage every run answers a
 // clear 503 in the error envelope (never a 500, never a hang); the services recover by themselves (the same
 // processes throughout); every acknowledged run's messages are stored exactly once; no failed run is left
 // with a reply stored as complete.
+
+import { KEY_A, postgresBin, startPostgresServer, startProcessStack } from '@session-runtime/stack'
 import t from 'tap'
 import { memoryEchoId, type RunOutcome, startLoad, summary, verifyRunsSettled } from '../helpers/load.js'
-import { asRoot, PostgresServer, postgresBin } from '../helpers/postgres-server.js'
-import { KEY_A, startProcessStack } from '../helpers/processes.js'
 
 /** 503 codes a run may answer while Postgres is down: the run-service's own database, or the message-store's. */
 const OUTAGE_CODES = ['RUNSVC_UNAVAILABLE', 'RUNSVC_MESSAGE_STORE_UNAVAILABLE']
@@ -17,13 +17,12 @@ const bin = await postgresBin()
 
 if (bin) {
   t.test('Postgres stopped (fast, then immediate) and restarted under a load of runs', async (t) => {
-    const pg = await PostgresServer.create(t, bin)
-    await pg.start()
-    t.comment(`own Postgres: ${bin}, port ${pg.port}, ${asRoot ? 'as the postgres user (setpriv)' : 'as this user'}`)
-    const stack = await startProcessStack(t, { postgresUrl: pg.url })
+    const pg = await startPostgresServer(t, bin)
+    t.comment(pg.describe())
     t.teardown(() => {
-      if (!t.passing()) t.comment(`output of the services:\n${stack.output()}\n--- postgres ---\n${pg.output()}`)
+      if (!t.passing()) t.comment(`output of postgres:\n${pg.output()}`)
     })
+    const stack = await startProcessStack(t, { postgresUrl: pg.url })
     const pids = Object.values(stack.services).map((s) => s.child.pid)
     const flowId = await memoryEchoId(stack.gatewayUrl, KEY_A)
 
@@ -31,7 +30,6 @@ if (bin) {
       gatewayUrl: stack.gatewayUrl,
       key: KEY_A,
       flowId,
-      concurrency: 8,
       maxRuns: 2_000,
       streamEvery: 3,
       prefix: 'pg-restart',

@@ -11,12 +11,12 @@
 // Postgres exactly once; every read that started after an acknowledgement contains that message; and
 // afterwards the cached and uncached histories agree with the table.
 import { randomUUID } from 'node:crypto'
+import { postgresBin, startPostgresServer } from '@session-runtime/stack'
 import t from 'tap'
 import { createPgDatabase } from '../../packages/db/src/pg-database.js'
 import { buildApp } from '../../services/message-store/src/app.js'
 import { loadConfig } from '../../services/message-store/src/config.js'
 import { INTERNAL_TOKEN, internalHeaders } from '../../services/message-store/test/helpers/app.js'
-import { asRoot, PostgresServer, postgresBin } from '../helpers/postgres-server.js'
 
 const TENANT = 'tenant-a'
 const SCHEMA = 'faults'
@@ -173,9 +173,8 @@ const bin = await postgresBin()
 
 if (bin) {
   t.test('Postgres stopped (fast, then immediate) and restarted under load', async (t) => {
-    const pg = await PostgresServer.create(t, bin)
-    await pg.start()
-    t.comment(`own Postgres: ${bin}, port ${pg.port}, ${asRoot ? 'as the postgres user (setpriv)' : 'as this user'}`)
+    const pg = await startPostgresServer(t, bin)
+    t.comment(pg.describe())
     const config = loadConfig({
       LOG_LEVEL: 'silent',
       INTERNAL_TOKEN,

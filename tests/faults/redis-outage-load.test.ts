@@ -11,13 +11,8 @@
 // model (nothing stale), every request during the outage finishes within a bound derived from
 // REDIS_COMMAND_TIMEOUT_MS, and after recovery the cache is used again and agrees with Postgres.
 // services/message-store/test/redis-outage.test.ts covers the same faults one request at a time.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { hasRedisServer, startRedisServer, waitFor } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
 import {
   buildTestApp,
@@ -25,7 +20,6 @@ import {
   storageKind,
   type TestApp,
 } from '../../services/message-store/test/helpers/app.js'
-import { freePorts } from '../helpers/processes.js'
 
 const TENANT = 'tenant-a'
 /** REDIS_COMMAND_TIMEOUT_MS of the app under test. */
@@ -40,119 +34,6 @@ const REQUEST_TIMEOUT_MS = 15_000
 const SESSIONS = 8
 /** Operations per session in each phase. */
 const OPS = { before: 12, during: 25, after: 12 } as const
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await sleep(25)
-  }
-}
-
-function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(500, () => done(false))
-    socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (d) => done(d.toString().startsWith('+PONG')))
-  })
-}
-
-/** Sends one inline command and answers the raw reply (enough for SAVE and DBSIZE). */
-function command(port: number, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    let reply = ''
-    socket.setTimeout(5000, () => {
-      socket.destroy()
-      reject(new Error(`redis ${line}: timeout`))
-    })
-    socket.on('error', reject)
-    socket.on('connect', () => socket.write(`${line}\r\n`))
-    socket.on('data', (d) => {
-      reply += d.toString()
-      if (reply.endsWith('\r\n')) {
-        socket.destroy()
-        resolve(reply.trim())
-      }
-    })
-  })
-}
-
-// The redis-servers of this file never outlive it, even when tap stops it.
-const running = new Set<ChildProcess>()
-const killAll = () => {
-  for (const p of running) {
-    p.kill('SIGCONT')
-    p.kill('SIGKILL')
-  }
-}
-process.on('exit', killAll)
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    killAll()
-    process.kill(process.pid, signal)
-  })
-}
-
-class RedisServer {
-  proc: ChildProcess | undefined
-  constructor(
-    readonly port: number,
-    readonly dir?: string,
-  ) {}
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`
-  }
-
-  async start() {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-    if (this.dir) args.push('--dir', this.dir, '--dbfilename', 'dump.rdb')
-    const proc = spawn('redis-server', args, { stdio: 'ignore' })
-    this.proc = proc
-    running.add(proc)
-    proc.on('exit', () => running.delete(proc))
-    await waitFor(() => pong(this.port), 10_000, `redis-server on port ${this.port}`)
-  }
-
-  async kill() {
-    const proc = this.proc
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = once(proc, 'exit')
-    proc.kill('SIGCONT')
-    proc.kill('SIGKILL')
-    await exited
-  }
-
-  freeze() {
-    this.proc?.kill('SIGSTOP')
-  }
-
-  thaw() {
-    this.proc?.kill('SIGCONT')
-  }
-}
-
-async function startRedis(t: Test, persistent = false) {
-  const dir = persistent ? await mkdtemp(join(tmpdir(), 'redis-fault-')) : undefined
-  const [port = 0] = await freePorts(1)
-  const server = new RedisServer(port, dir)
-  t.teardown(async () => {
-    await server.kill()
-    if (dir) await rm(dir, { recursive: true, force: true })
-  })
-  await server.start()
-  return server
-}
 
 // ---- the load -------------------------------------------------------------------------------------
 
@@ -451,7 +332,7 @@ function checkPhase(t: Test, phase: string, stats: Stats) {
 type Fault = 'kill' | 'freeze' | 'snapshot'
 
 async function scenario(t: Test, fault: Fault) {
-  const server = await startRedis(t, fault === 'snapshot')
+  const server = await startRedisServer(t, { persistent: fault === 'snapshot' })
   const app = await buildTestApp(t, {
     env: { REDIS_URL: server.url, REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) },
   })
@@ -472,7 +353,7 @@ async function scenario(t: Test, fault: Fault) {
   )
 
   if (fault === 'snapshot') {
-    t.equal(await command(server.port, 'SAVE'), '+OK', 'Redis saved a snapshot of the current entries')
+    t.equal(await server.command('SAVE'), '+OK', 'Redis saved a snapshot of the current entries')
     // After the snapshot, while Redis is up, the live entries move on: the snapshot is now stale.
     checkPhase(t, 'after the snapshot', await load.run(4, 2))
   }
@@ -501,11 +382,11 @@ async function scenario(t: Test, fault: Fault) {
 
   if (fault !== 'freeze') await server.start()
   if (fault === 'snapshot') {
-    const keys = Number((await command(server.port, 'DBSIZE')).replace(':', ''))
+    const keys = Number((await server.command('DBSIZE')).replace(':', ''))
     t.ok(keys > 1, `Redis came back with its old entries (${keys} keys)`)
   }
   const recoveryStarted = Date.now()
-  await waitFor(() => app.historyCache?.status() === 'up', 15_000, 'the cache trusted again')
+  await waitFor(() => app.historyCache?.status() === 'up', 'the cache trusted again', 15_000, 25)
   const recoveryMs = Date.now() - recoveryStarted
 
   const after = await load.run(OPS.after, 4)
@@ -532,7 +413,7 @@ async function scenario(t: Test, fault: Fault) {
   )
 }
 
-if (hasRedisServer) {
+if (hasRedisServer()) {
   t.test('Redis killed (SIGKILL) under mixed load, restarted empty', (t) => scenario(t, 'kill'))
   t.test('Redis frozen (SIGSTOP, a partition) under mixed load, then SIGCONT', (t) => scenario(t, 'freeze'))
   t.test('Redis killed under mixed load after a SAVE, restarted with its old (stale) data', (t) =>

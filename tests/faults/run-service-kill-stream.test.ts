@@ -5,78 +5,19 @@
 // on without the partial reply in its history.
 
 import { readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { KEY_A, repoRoot as root, startFakeModel, startProcessStack } from '@session-runtime/stack'
 import t from 'tap'
 import { sessionMessages } from '../helpers/load.js'
-import { KEY_A, root, startProcessStack } from '../helpers/processes.js'
 
 const fixturesDir = process.env.FIXTURES_DIR ?? join(root, '../shared/fixtures')
 /** Bound of every wait of this file (milliseconds). */
 const STEP_MS = 30_000
 
-/** A fake OpenAI-compatible model: streams its first word, then holds the stream while `held`. */
-async function startHeldModel() {
-  let release = () => {}
-  const model = {
-    url: '',
-    held: true,
-    /** The system prompts it was sent, in order (the Memory node puts the session's history there). */
-    systems: [] as string[],
-    release: () => release(),
-  }
-  const gate = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  const readBody = async (req: IncomingMessage) => {
-    let text = ''
-    for await (const chunk of req) text += chunk
-    return JSON.parse(text) as { model: string; stream?: boolean; messages: { role: string; content: string }[] }
-  }
-  const server = createServer(async (req, res) => {
-    const request = await readBody(req)
-    model.systems.push(request.messages.find((m) => m.role === 'system')?.content ?? '')
-    const user = request.messages.filter((m) => m.role === 'user').at(-1)?.content ?? ''
-    const words = `Full reply to: ${user}`.split(/(?<= )/)
-    const base = { id: 'chatcmpl-fake', created: 1, model: request.model }
-    if (!request.stream) {
-      res.writeHead(200, { 'content-type': 'application/json' })
-      const message = { role: 'assistant', content: words.join('') }
-      res.end(JSON.stringify({ ...base, object: 'chat.completion', choices: [{ index: 0, message }] }))
-      return
-    }
-    const chunk = (delta: Record<string, string>, finish: string | null = null) =>
-      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-    res.writeHead(200, { 'content-type': 'text/event-stream' })
-    res.write(chunk({ role: 'assistant', content: '' }))
-    res.write(chunk({ content: words[0] ?? '' }))
-    if (model.held) await gate
-    if (res.destroyed) return
-    for (const word of words.slice(1)) res.write(chunk({ content: word }))
-    res.write(chunk({}, 'stop'))
-    res.end('data: [DONE]\n\n')
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => {
-    release()
-    server.closeAllConnections()
-    return new Promise<void>((resolve) => server.close(() => resolve()))
-  })
-  model.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
-  return model
-}
-
-const model = await startHeldModel()
-const stack = await startProcessStack(t, {
-  persistentData: true,
-  env: {
-    'run-service': { OPENAI_BASE_URL: model.url, OPENAI_API_KEY: 'sk-fault', OPENAI_DEFAULT_MODEL: 'fake-model' },
-  },
-})
-t.teardown(() => {
-  if (!t.passing()) t.comment(`output of the services:\n${stack.output()}`)
-})
+// A model that streams its first word, then holds the stream until released.
+const model = await startFakeModel(t, { reply: (call) => `Full reply to: ${call.user}` })
+model.hold()
+const stack = await startProcessStack(t, { persistentData: true, modelUrl: model.url })
 
 async function api(method: string, path: string, body?: unknown) {
   const res = await fetch(`${stack.gatewayUrl}${path}`, {
@@ -185,15 +126,14 @@ t.test('SIGKILL of the run-service mid-stream: an error event last, no complete 
 
 t.test('after a restart, the session goes on without the partial reply', async (t) => {
   await stack.restart('run-service')
-  model.held = false
   model.release()
-  const before = model.systems.length
+  const before = model.calls.length
   const second = 'and now a short one'
   const res = await api('POST', `/api/v1/run/${flowId}`, { input_value: second, session_id: SESSION })
   t.equal(res.status, 200, 'the run answers 200')
   if (res.status !== 200) t.comment(res.text)
-  t.equal(model.systems.length, before + 1, 'one model call')
-  const history = model.systems.at(-1) ?? ''
+  t.equal(model.calls.length, before + 1, 'one model call')
+  const history = model.calls.at(-1)?.system ?? ''
   t.ok(history.includes(FIRST), 'the history holds the first question')
   t.notOk(history.includes(PARTIAL.trim()), 'and nothing of the partial reply')
   const stored = await sessionMessages(stack.gatewayUrl, KEY_A, flowId, SESSION)

@@ -13,10 +13,10 @@
 import { readFileSync } from 'node:fs'
 import v8 from 'node:v8'
 import vm from 'node:vm'
+import { startFakeModel } from '@session-runtime/stack'
 import fc from 'fast-check'
 import t from 'tap'
 import { KEY_A, KEY_B, startStack } from '../../services/gateway/test/helpers/stack.js'
-import { startFakeOpenAI } from '../../services/run-service/test/helpers/fake-openai.js'
 
 // A forced GC for the memory check, without a per-file node flag (tap's node-arg is global).
 v8.setFlagsFromString('--expose-gc')
@@ -35,7 +35,7 @@ const HEAP_GROWTH_LIMIT = 64 * MB
 const fixturesDir = process.env.FIXTURES_DIR ?? new URL('../../../shared/fixtures', import.meta.url).pathname
 const fixture = (name: string) => JSON.parse(readFileSync(`${fixturesDir}/${name}.json`, 'utf8'))
 
-const model = await startFakeOpenAI(t)
+const model = await startFakeModel(t)
 const { gateway, runService, seen } = await startStack(t, { modelUrl: model.url })
 
 // The status of every streamed run, as the run-service counts it: a 5xx inside a 200 stream is caught too.

@@ -38,10 +38,10 @@ export interface LoadOptions {
   gatewayUrl: string
   key: string
   flowId: string
-  /** Workers running at once. */
-  concurrency: number
-  /** Bound of the runs started in all. */
-  maxRuns: number
+  /** Workers running at once; default 8. */
+  concurrency?: number
+  /** Bound of the runs started in all; default 1,000. */
+  maxRuns?: number
   /** Every `streamEvery`-th run is streamed (`?stream=true`); 0: none. */
   streamEvery?: number
   /** Session IDs are `${prefix}-${index}`. */
@@ -128,7 +128,8 @@ export async function runOnce(
 }
 
 /** Starts the load at once; bounded by `maxRuns` and each run's timeout. */
-export function startLoad(opts: LoadOptions): Load {
+export function startLoad(options: LoadOptions): Load {
+  const opts = { concurrency: 8, maxRuns: 1_000, ...options }
   const outcomes: RunOutcome[] = []
   let started = 0
   let stopped = false

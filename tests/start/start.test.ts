@@ -6,8 +6,8 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePorts, repoRoot as root } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
-import { freePorts, root } from '../helpers/processes.js'
 
 const READY_LINE = /^ready: (\S+) .*· Playground: (\S+)$/
 

@@ -7,6 +7,20 @@ export function positiveInt(value: string | undefined, fallback: number): number
   return value && Number.isFinite(n) && n > 0 ? n : fallback
 }
 
+/**
+ * What every bench reads of its environment: BENCH_DURATION (s per measured run, 10), BENCH_WARMUP (s, 3 or
+ * the duration if shorter), BENCH_CONNECTIONS (50), BENCH_SESSIONS (`sessions`).
+ */
+export function loadSettings(env: NodeJS.ProcessEnv, sessions: number) {
+  const duration = positiveInt(env.BENCH_DURATION, 10)
+  return {
+    duration,
+    warmup: positiveInt(env.BENCH_WARMUP, Math.min(3, duration)),
+    connections: positiveInt(env.BENCH_CONNECTIONS, 50),
+    sessions: positiveInt(env.BENCH_SESSIONS, sessions),
+  }
+}
+
 /** Whether a bench writes docs/benchmarks.md: BENCH_DOCS=0|1, by default only for runs of 10 s or more. */
 export function writeDocsWanted(benchDocs: string | undefined, duration: number): boolean {
   return benchDocs ? benchDocs === '1' : duration >= 10

@@ -2,13 +2,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 
-/** How a bench starts a service or server of its own: from the TypeScript sources, profiled into `cpuProfDir` if given. */
-export function childExecArgv(cpuProfDir?: string): string[] {
-  const execArgv = ['--conditions=@session-runtime/source', '--import', 'tsx']
-  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`)
-  return execArgv
-}
-
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number }
   hitCount?: number

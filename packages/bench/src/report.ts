@@ -33,3 +33,8 @@ export function verdictFindings(rows: { scenario: string; verdict?: { pass: bool
 export function sectionText(lines: string[]): string {
   return lines.filter((line, i, all) => line !== '' || all[i - 1] !== '').join('\n')
 }
+
+/** The end of a section: the results table, the CPU table under its caption, and the findings. */
+export function resultLines(table: string[], cpuCaption: string, cpuTable: string[], findings: string[]): string[] {
+  return ['', ...table, '', cpuCaption, '', ...cpuTable, '', '### What it shows', '', ...findings, '']
+}

@@ -1,13 +1,10 @@
-import { createServer } from 'node:net'
 import t from 'tap'
 import {
   cpuDelta,
   cpuSnapshot,
-  freePort,
   measured,
   pct,
   positiveInt,
-  probeBackends,
   sectionHeading,
   sectionText,
   verdictFindings,
@@ -42,15 +39,6 @@ t.test('report lines', async (t) => {
     ['- a: met (fine).', '- c: **missed** (slow).'],
   )
   t.equal(sectionText(['x', '', '', 'y', '']), 'x\n\ny\n')
-})
-
-t.test('a free port, and a probe of a port nobody answers on', async (t) => {
-  const port = await freePort()
-  t.ok(port > 0)
-  const silent = createServer((socket) => socket.on('data', () => socket.end('nonsense')))
-  await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve))
-  t.teardown(() => silent.close())
-  t.same(await probeBackends(`postgres://127.0.0.1:${port}/x`, `redis://127.0.0.1:${port}`), [false, false])
 })
 
 t.test('CPU accounting from /proc (Linux, as the benchmarks)', async (t) => {

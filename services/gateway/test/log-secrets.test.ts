@@ -3,8 +3,8 @@
 // and no line of any of the three holds an API key, the internal token or a message's text.
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
-import Fastify, { type InjectOptions } from 'fastify'
+import { startFakeModel } from '@session-runtime/stack'
+import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { INTERNAL_TOKEN, KEY_A, KEY_B, startStack } from './helpers/stack.js'
 
@@ -21,35 +21,18 @@ const text = (what: string) => {
 
 // A model that answers with a text of its own, or, when asked to, fails with the prompt in its error body
 // (as some providers do): the run-service must not copy either into its logs.
-const model = Fastify({ logger: false, forceCloseConnections: true })
 const modelReply = text('model-reply')
-model.post('/v1/chat/completions', async (request, reply) => {
-  const body = request.body as { model: string; stream?: boolean; messages: { content: string }[] }
-  const prompt = JSON.stringify(body.messages)
-  if (prompt.includes('please-fail')) return reply.code(500).send({ error: { message: `cannot answer ${prompt}` } })
-  const base = { id: 'chatcmpl-fake', created: 1, model: body.model }
-  if (!body.stream) {
-    return {
-      ...base,
-      object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content: modelReply }, finish_reason: 'stop' }],
-    }
-  }
-  reply.hijack()
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
-  const chunk = (delta: Record<string, string>, finish: string | null = null) =>
-    `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-  reply.raw.write(chunk({ role: 'assistant', content: '' }))
-  reply.raw.write(chunk({ content: modelReply }))
-  reply.raw.write(chunk({}, 'stop'))
-  reply.raw.end('data: [DONE]\n\n')
+const model = await startFakeModel(t, {
+  reply: () => modelReply,
+  failure: (call) => {
+    const prompt = JSON.stringify(call.messages)
+    return prompt.includes('please-fail') ? `cannot answer ${prompt}` : undefined
+  },
 })
-await model.listen({ host: '127.0.0.1', port: 0 })
-t.teardown(() => model.close())
 
 const logs = { gateway: [] as string[], runService: [] as string[], messageStore: [] as string[] }
 const { gateway } = await startStack(t, {
-  modelUrl: `http://127.0.0.1:${(model.server.address() as AddressInfo).port}/v1`,
+  modelUrl: model.url,
   env: { LOG_LEVEL: 'info' },
   gateway: { logStream: { write: (line: string) => logs.gateway.push(line) } },
   serviceLogs: {

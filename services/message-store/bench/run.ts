@@ -24,24 +24,19 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  childExecArgv,
   cpuDelta,
   cpuSnapshot,
-  DEFAULT_DATABASE_URL,
-  DEFAULT_REDIS_URL,
   DOCS_NOT_WRITTEN,
-  deleteRedisKeys,
-  dropSchemas,
   fetchExpecting,
   fmt,
   type Measured as LoadMeasured,
+  loadSettings,
   machineLines,
   measured,
   pct,
   positiveInt,
-  probeBackends,
   profileSummaries,
-  redisVersion,
+  resultLines,
   type Snapshot,
   sectionHeading,
   sectionText,
@@ -51,6 +46,15 @@ import {
 } from '@session-runtime/bench'
 import { createPgDatabase, createPgliteDatabase, type Database } from '@session-runtime/db'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import {
+  childExecArgv,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  deleteRedisKeys,
+  dropSchemas,
+  probeBackends,
+  redisVersion,
+} from '@session-runtime/stack'
 import autocannon from 'autocannon'
 import { migrateMessageStore, STATEMENT_PREFIX } from '../src/plugins/app/database.js'
 import { historyBody, listSessions, messageInput, type SessionRef, seed, TENANT } from './dataset.js'
@@ -58,10 +62,7 @@ import type { ServerReply, ServerRequest } from './server.js'
 
 const env = process.env
 
-const DURATION = positiveInt(env.BENCH_DURATION, 10)
-const WARMUP = positiveInt(env.BENCH_WARMUP, Math.min(3, DURATION))
-const CONNECTIONS = positiveInt(env.BENCH_CONNECTIONS, 50)
-const SESSIONS = positiveInt(env.BENCH_SESSIONS, 20_000)
+const { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS } = loadSettings(env, 20_000)
 const PER_SESSION = 50
 const FLOWS = 20
 const HISTORY_LIMIT = 50
@@ -581,17 +582,12 @@ if (WRITE_DOCS) {
     `- load: autocannon 9 in the parent process, ${CONNECTIONS} connections, ${DURATION} s per scenario after ${WARMUP} s of warm-up; each server in its own child process (Fastify logger at \`warn\`); autocannon reports latency in whole milliseconds`,
     `- data: ${fmt(SESSIONS * PER_SESSION)} messages in ${fmt(SESSIONS)} sessions of ${PER_SESSION} (seeded with INSERT … SELECT generate_series, interleaved in time), history body ${fmt(Buffer.byteLength(baselineBody))} bytes; hot reads over ${fmt(HOT_SESSIONS)} cached sessions, other reads and writes over all sessions at random`,
     CPU_PROF ? '- profiled with --cpu-prof: numbers are lower than without' : '',
-    '',
-    ...table,
-    '',
-    `CPU during the measured runs, in cores (of ${os.availableParallelism()}):`,
-    '',
-    ...cpuTable,
-    '',
-    '### What it shows',
-    '',
-    ...findings,
-    '',
+    ...resultLines(
+      table,
+      `CPU during the measured runs, in cores (of ${os.availableParallelism()}):`,
+      cpuTable,
+      findings,
+    ),
   ])
   const intro =
     '# Benchmarks\n\nResults of `pnpm bench` (services/message-store/bench/run.ts), newest first. ' +

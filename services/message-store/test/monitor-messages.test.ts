@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import type { Message } from '@session-runtime/schemas'
 import t, { type Test } from 'tap'
 import {
   buildTestApp,
@@ -13,22 +14,7 @@ import {
 
 t.comment(`storage: ${storageKind}, cache: ${cacheKind}`)
 
-interface Msg {
-  id: string
-  flow_id: string
-  session_id: string
-  sender: string
-  sender_name: string
-  text: string
-  timestamp: string
-  files: string[]
-  error: boolean
-  edit: boolean
-  properties: Record<string, unknown>
-  category: string
-  content_blocks: unknown[]
-  context_id: string
-}
+type Msg = Message
 
 type Query = Record<string, string | number>
 type OrderBy = 'timestamp' | 'sender' | 'sender_name' | 'session_id'

@@ -1,19 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import type { Message } from '@session-runtime/schemas'
 import t, { type Test } from 'tap'
 import { buildTestApp, cacheKind, history, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
 
 t.comment(`storage: ${storageKind}, cache: ${cacheKind}`)
 
-interface Msg {
-  id: string
-  flow_id: string
-  session_id: string
-  sender: string
-  sender_name: string
-  text: string
-  timestamp: string
-  error: boolean
-}
+type Msg = Message
 
 interface Summary {
   session_id: string

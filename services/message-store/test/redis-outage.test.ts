@@ -2,14 +2,11 @@
 // then kills, stops or restarts: reads and writes keep being served from Postgres with
 // no error to the caller, /ready reports Redis down and up, and when Redis comes back
 // (empty, or with its old data restored) no stale entry is ever served.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Database } from '@session-runtime/db'
+import { hasRedisServer, RedisServer, sleep, startRedisServer, testStorageEnv } from '@session-runtime/stack'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { buildApp } from '../src/app.js'
@@ -17,7 +14,6 @@ import type { HistoryBackend } from '../src/cache/history-backend.js'
 import { loadConfig } from '../src/config.js'
 import { HistoryService, historyKey } from '../src/domain/history-service.js'
 import {
-  backends,
   buildTestApp,
   deleteKeys,
   dropSchema,
@@ -34,112 +30,17 @@ import {
 
 const TENANT = 'tenant-a'
 const COMMAND_TIMEOUT_MS = 200
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0
 const texts = (list: { text: string }[]) => list.map((m) => m.text)
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-async function freePort(): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  server.close()
-  await once(server, 'close')
-  return port
-}
-
-/** Answers true when something on the port answers PING with PONG. */
-function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    const done = (ok: boolean) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(500, () => done(false))
-    socket.on('error', () => done(false))
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (d) => done(d.toString().startsWith('+PONG')))
-  })
-}
-
-// The redis-servers of this file never outlive it: on exit, and when tap stops it (a timeout).
-const running = new Set<ChildProcess>()
-const killAll = () => {
-  for (const p of running) {
-    p.kill('SIGCONT')
-    p.kill('SIGKILL')
+/** A plain client of `server`, for looking at what Redis holds. */
+async function raw<T>(server: RedisServer, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = new Redis(server.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+  await r.connect()
+  try {
+    return await fn(r)
+  } finally {
+    r.disconnect()
   }
-}
-process.on('exit', killAll)
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    killAll()
-    process.kill(process.pid, signal)
-  })
-}
-
-/** A redis-server of this test only. With `dir`, it loads and saves dump.rdb there. */
-class RedisServer {
-  proc: ChildProcess | undefined
-  constructor(
-    readonly port: number,
-    readonly dir?: string,
-  ) {}
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`
-  }
-
-  async start() {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
-    if (this.dir) args.push('--dir', this.dir, '--dbfilename', 'dump.rdb')
-    const proc = spawn('redis-server', args, { stdio: 'ignore' })
-    this.proc = proc
-    running.add(proc)
-    proc.on('exit', () => running.delete(proc))
-    await waitFor(() => pong(this.port), 5000)
-  }
-
-  async kill() {
-    const proc = this.proc
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
-    const exited = once(proc, 'exit')
-    proc.kill('SIGCONT')
-    proc.kill('SIGKILL')
-    await exited
-  }
-
-  stop() {
-    this.proc?.kill('SIGSTOP')
-  }
-
-  resume() {
-    this.proc?.kill('SIGCONT')
-  }
-
-  /** A plain client, for looking at what Redis holds. */
-  async raw<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
-    const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
-    await r.connect()
-    try {
-      return await fn(r)
-    } finally {
-      r.disconnect()
-    }
-  }
-}
-
-async function startRedis(t: Test, opts: { persistent?: boolean } = {}) {
-  const dir = opts.persistent ? await mkdtemp(join(tmpdir(), 'redis-outage-')) : undefined
-  const server = new RedisServer(await freePort(), dir)
-  await server.start()
-  t.teardown(async () => {
-    await server.kill()
-    if (dir) await rm(dir, { recursive: true, force: true })
-  })
-  return server
 }
 
 function appOn(t: Test, server: RedisServer) {
@@ -212,11 +113,11 @@ async function backAndConsistent(t: Test, app: TestApp, flow_id: string, expecte
   t.same(delta(app, before), { hits: 1, misses: 0 })
 }
 
-if (hasRedisServer) {
+if (hasRedisServer()) {
   t.comment(`storage: ${storageKind}, cache: a redis-server started by this test`)
 
   t.test('Redis killed, writes while it is down, restarted empty', async (t) => {
-    const server = await startRedis(t)
+    const server = await startRedisServer(t)
     const app = await appOn(t, server)
     const { flow_id, ids } = await warm(t, app)
 
@@ -238,13 +139,13 @@ if (hasRedisServer) {
   t.test(
     'Redis restarted with an old snapshot (SAVE, then writes, then a kill): its entries are not served',
     async (t) => {
-      const server = await startRedis(t, { persistent: true })
+      const server = await startRedisServer(t, { persistent: true })
       const app = await appOn(t, server)
       const { flow_id, ids } = await warm(t, app)
-      const key = `${app.keyPrefix}h:${await server.raw((r) => r.get(`${app.keyPrefix}epoch`))}:${historyKey(TENANT, flow_id, 's')}`
-      const snapshot = await server.raw((r) => r.lrange(key, 0, -1))
+      const key = `${app.keyPrefix}h:${await raw(server, (r) => r.get(`${app.keyPrefix}epoch`))}:${historyKey(TENANT, flow_id, 's')}`
+      const snapshot = await raw(server, (r) => r.lrange(key, 0, -1))
       t.equal(snapshot.length, 3, 'Redis holds the header and both messages')
-      await server.raw((r) => r.save())
+      await raw(server, (r) => r.save())
 
       // After the snapshot, while Redis is up: the live entry moves on ...
       await store(app, TENANT, [messageInput({ flow_id, session_id: 's', text: 'm3' })])
@@ -257,19 +158,19 @@ if (hasRedisServer) {
       t.same(await read(app, flow_id), ['m1', 'm2 edited', 'm3', 'm4'])
 
       await server.start()
-      t.same(await server.raw((r) => r.lrange(key, 0, -1)), snapshot, 'the stale entry came back with the snapshot')
+      t.same(await raw(server, (r) => r.lrange(key, 0, -1)), snapshot, 'the stale entry came back with the snapshot')
       await backAndConsistent(t, app, flow_id, ['m1', 'm2 edited', 'm3', 'm4'])
-      t.same(await server.raw((r) => r.lrange(key, 0, -1)), snapshot, 'it is still there, under an old epoch')
+      t.same(await raw(server, (r) => r.lrange(key, 0, -1)), snapshot, 'it is still there, under an old epoch')
     },
   )
 
   t.test('Redis shut down with SHUTDOWN SAVE, writes while it is down, restarted with its data', async (t) => {
-    const server = await startRedis(t, { persistent: true })
+    const server = await startRedisServer(t, { persistent: true })
     const app = await appOn(t, server)
     const { flow_id, ids } = await warm(t, app)
-    const epoch = Number(await server.raw((r) => r.get(`${app.keyPrefix}epoch`)))
+    const epoch = Number(await raw(server, (r) => r.get(`${app.keyPrefix}epoch`)))
     const exited = once(server.proc as ChildProcess, 'exit')
-    await server.raw((r) => r.call('SHUTDOWN', 'SAVE')).catch(() => {})
+    await raw(server, (r) => r.call('SHUTDOWN', 'SAVE')).catch(() => {})
     await exited
     await waitFor(() => app.historyCache?.status() === 'down')
     t.match(await ready(app), { statusCode: 200, redis: 'down' })
@@ -280,18 +181,18 @@ if (hasRedisServer) {
 
     await server.start()
     const key = `${app.keyPrefix}h:${epoch}:${historyKey(TENANT, flow_id, 's')}`
-    t.equal((await server.raw((r) => r.lrange(key, 0, -1))).length, 3, 'the old entry (m1, m2) is back in Redis')
+    t.equal((await raw(server, (r) => r.lrange(key, 0, -1))).length, 3, 'the old entry (m1, m2) is back in Redis')
     await backAndConsistent(t, app, flow_id, ['m1 edited', 'm2', 'm3'])
-    const now = Number(await server.raw((r) => r.get(`${app.keyPrefix}epoch`)))
+    const now = Number(await raw(server, (r) => r.get(`${app.keyPrefix}epoch`)))
     t.ok(now > epoch, `the epoch moved on (${epoch} -> ${now})`)
   })
 
   t.test('Redis slow (SIGSTOP): served from Postgres meanwhile; after SIGCONT no stale entry', async (t) => {
-    const server = await startRedis(t)
+    const server = await startRedisServer(t)
     const app = await appOn(t, server)
     const { flow_id, ids } = await warm(t, app)
 
-    server.stop()
+    server.freeze()
     try {
       t.same(await read(app, flow_id), ['m1', 'm2'], 'a read while Redis hangs: after a command timeout, from Postgres')
       t.equal(app.historyCache?.status(), 'down', 'the cache is no longer trusted')
@@ -305,7 +206,7 @@ if (hasRedisServer) {
       await sleep(COMMAND_TIMEOUT_MS * 2)
     } finally {
       // Resumed whatever happened above: a stopped Redis would hang the cleanup.
-      server.resume()
+      server.thaw()
     }
 
     // The old entry (m1, m2) is still in Redis: serving it now would be stale.
@@ -315,7 +216,7 @@ if (hasRedisServer) {
   })
 
   t.test('a read that read Postgres before an outage never fills the cache after it', async (t) => {
-    const server = await startRedis(t)
+    const server = await startRedisServer(t)
     const app = await appOn(t, server)
     const { flow_id, ids } = await warm(t, app)
     // A history service on the app's database and cache whose next query, once done,
@@ -369,18 +270,11 @@ if (hasRedisServer) {
   })
 
   t.test('the app starts while Redis is down and uses it once it is up', async (t) => {
-    const port = await freePort()
-    const server = new RedisServer(port)
-    t.teardown(() => server.kill())
+    const server = await RedisServer.create(t)
     const schema = uniqueName('t')
     const keyPrefix = `${uniqueName('test')}:`
     const config = loadConfig({
-      LOG_LEVEL: 'silent',
-      INTERNAL_TOKEN,
-      DATA_DIR: 'memory://',
-      ...(backends.postgresUrl ? { DATABASE_URL: backends.postgresUrl } : {}),
-      DATABASE_SCHEMA: schema,
-      DATABASE_POOL_MAX: '4',
+      ...testStorageEnv(schema, INTERNAL_TOKEN),
       REDIS_URL: server.url,
       REDIS_KEY_PREFIX: keyPrefix,
       REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS),

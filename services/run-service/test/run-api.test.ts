@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Message } from '@session-runtime/schemas'
+import { type FakeModel, fakeReply, startFakeModel } from '@session-runtime/stack'
 import t from 'tap'
 import {
   buildTestApp,
@@ -10,7 +11,6 @@ import {
   storageKind,
   type TestApp,
 } from './helpers/app.js'
-import { type FakeOpenAI, fakeReply, startFakeOpenAI } from './helpers/fake-openai.js'
 import { type FIXTURES, type FlowJson, fixture, nodeIdOfType, setValue } from './helpers/flows.js'
 
 t.comment(`storage: ${storageKind}`)
@@ -35,7 +35,7 @@ interface StreamEvent {
 }
 
 const store: MessageStore = await startMessageStore(t)
-const model: FakeOpenAI = await startFakeOpenAI(t)
+const model: FakeModel = await startFakeModel(t)
 
 function modelEnv(extra: Record<string, string> = {}) {
   return {

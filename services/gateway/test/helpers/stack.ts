@@ -4,14 +4,10 @@ import { buildApp as buildMessageStore } from '@session-runtime/message-store/ap
 import { loadConfig as loadMessageStoreConfig } from '@session-runtime/message-store/config'
 import { buildApp as buildRunService } from '@session-runtime/run-service/app'
 import { loadConfig as loadRunServiceConfig } from '@session-runtime/run-service/config'
-import Fastify from 'fastify'
-import pg from 'pg'
+import { dropTestSchemas, type FakeModel, startFakeModel, testStorageEnv } from '@session-runtime/stack'
 import type { Test } from 'tap'
 import { buildApp, type GatewayOptions } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-
-/** Real Postgres when the test command found it (scripts/test.mjs sets it), else embedded PGlite. */
-const postgresUrl = process.env.TEST_DATABASE_URL || undefined
 
 export const INTERNAL_TOKEN = 'test-internal-token-0123456789'
 export const KEY_A = 'key-a-0123456789'
@@ -22,62 +18,17 @@ const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${randomBytes(4
 const urlOf = (app: { server: { address(): unknown } }) =>
   `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-async function dropSchema(schema: string) {
-  if (!postgresUrl) return
-  const client = new pg.Client({ connectionString: postgresUrl })
-  await client.connect()
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  } finally {
-    await client.end()
-  }
-}
-
-function storageEnv(schema: string) {
-  return {
-    LOG_LEVEL: 'silent',
-    INTERNAL_TOKEN,
-    DATA_DIR: 'memory://',
-    DATABASE_URL: postgresUrl,
-    DATABASE_SCHEMA: schema,
-    DATABASE_POOL_MAX: '4',
-  }
-}
+/** Real Postgres when the test command found it (scripts/test.mjs sets it), else embedded PGlite. */
+const storageEnv = (schema: string) => testStorageEnv(schema, INTERNAL_TOKEN)
 
 /**
- * A fake OpenAI-compatible model that streams its reply only once the test
+ * A fake OpenAI-compatible model that holds its reply (a streamed one after its first word) until the test
  * calls `release()`, so a test can watch what passes the gateway meanwhile.
  */
-export async function startGatedModel(t: Test) {
-  const app = Fastify({ logger: false, forceCloseConnections: true })
-  let release = () => {}
-  const gate = new Promise<void>((resolve) => {
-    release = resolve
-  })
-  app.post('/v1/chat/completions', async (request, reply) => {
-    const body = request.body as { model: string; stream?: boolean }
-    await gate
-    const base = { id: 'chatcmpl-fake', created: 1, model: body.model }
-    if (!body.stream) {
-      return {
-        ...base,
-        object: 'chat.completion',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hello there' }, finish_reason: 'stop' }],
-      }
-    }
-    reply.hijack()
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
-    const chunk = (delta: Record<string, string>, finish: string | null = null) =>
-      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
-    reply.raw.write(chunk({ role: 'assistant', content: '' }))
-    reply.raw.write(chunk({ content: 'hello ' }))
-    reply.raw.write(chunk({ content: 'there' }))
-    reply.raw.write(chunk({}, 'stop'))
-    reply.raw.end('data: [DONE]\n\n')
-  })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  t.teardown(() => app.close())
-  return { url: `${urlOf(app)}/v1`, release }
+export async function startGatedModel(t: Test): Promise<FakeModel> {
+  const model = await startFakeModel(t, { reply: () => 'hello there' })
+  model.hold()
+  return model
 }
 
 export interface StackOptions {
@@ -118,7 +69,7 @@ export async function startStack(t: Test, opts: StackOptions = {}) {
   await store.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await store.close()
-    await dropSchema(msSchema)
+    await dropTestSchemas(msSchema)
   })
 
   const rsSchema = uniqueName('gw_rs')
@@ -142,7 +93,7 @@ export async function startStack(t: Test, opts: StackOptions = {}) {
   await runService.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await runService.close()
-    await dropSchema(rsSchema)
+    await dropTestSchemas(rsSchema)
   })
 
   const gateway = await buildApp(

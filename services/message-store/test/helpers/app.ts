@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
-import { Redis } from 'ioredis'
-import pg from 'pg'
+import { deleteRedisKeys, dropTestSchemas, testBackends, testStorageEnv } from '@session-runtime/stack'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
@@ -10,10 +9,7 @@ import { type Config, loadConfig } from '../../src/config.js'
  * Real backends when the test command found them (scripts/test.mjs sets these),
  * else embedded PGlite and the in-process cache.
  */
-export const backends = {
-  postgresUrl: process.env.TEST_DATABASE_URL || undefined,
-  redisUrl: process.env.TEST_REDIS_URL || undefined,
-}
+export const backends = testBackends()
 export const storageKind = backends.postgresUrl ? 'postgres' : 'pglite'
 export const cacheKind = backends.redisUrl ? 'redis' : 'memory'
 
@@ -45,12 +41,7 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
   const keyPrefix = `${uniqueName('test')}:`
   const cache = opts.cache ?? 'default'
   const env: Record<string, string | undefined> = {
-    LOG_LEVEL: 'silent',
-    INTERNAL_TOKEN,
-    DATA_DIR: 'memory://',
-    DATABASE_URL: backends.postgresUrl,
-    DATABASE_SCHEMA: schema,
-    DATABASE_POOL_MAX: '4',
+    ...testStorageEnv(schema, INTERNAL_TOKEN),
     REDIS_URL: cache === 'default' ? backends.redisUrl : undefined,
     REDIS_KEY_PREFIX: keyPrefix,
     CACHE_ENABLED: cache === 'none' ? 'false' : 'true',
@@ -68,38 +59,11 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
   return Object.assign(app, { schema, keyPrefix })
 }
 
-export async function dropSchema(schema: string) {
-  if (!backends.postgresUrl) return
-  const client = new pg.Client({ connectionString: backends.postgresUrl })
-  await client.connect()
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  } finally {
-    await client.end()
-  }
-}
+export const dropSchema = (schema: string) => dropTestSchemas(schema)
 
 export async function deleteKeys(url: string, prefix: string) {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-    commandTimeout: 2000,
-    retryStrategy: () => null,
-  })
-  try {
-    await redis.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.del(...keys)
-    } while (cursor !== '0')
-  } catch {
-    // Redis already gone (a test stopped it): nothing to clean.
-  } finally {
-    redis.disconnect()
-  }
+  // Redis already gone (a test stopped it): nothing to clean.
+  await deleteRedisKeys(url, prefix).catch(() => {})
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000) {

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net'
 import { buildApp as buildMessageStore } from '@session-runtime/message-store/app'
 import { loadConfig as loadMessageStoreConfig } from '@session-runtime/message-store/config'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import { dropTestSchemas, testStorageEnv } from '@session-runtime/stack'
 import type { FastifyServerOptions } from 'fastify'
-import pg from 'pg'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
@@ -29,14 +29,7 @@ export type MessageStore = Awaited<ReturnType<typeof buildMessageStore>> & { url
 export async function startMessageStore(t: Test): Promise<MessageStore> {
   const schema = uniqueName('ms')
   const store = await buildMessageStore(
-    loadMessageStoreConfig({
-      LOG_LEVEL: 'silent',
-      INTERNAL_TOKEN,
-      DATA_DIR: 'memory://',
-      DATABASE_URL: backends.postgresUrl,
-      DATABASE_SCHEMA: schema,
-      DATABASE_POOL_MAX: '4',
-    } as NodeJS.ProcessEnv),
+    loadMessageStoreConfig(testStorageEnv(schema, INTERNAL_TOKEN) as NodeJS.ProcessEnv),
   )
   await store.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
@@ -65,12 +58,7 @@ export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string }
 export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
   const schema = uniqueName('rs')
   const env: Record<string, string | undefined> = {
-    LOG_LEVEL: 'silent',
-    INTERNAL_TOKEN,
-    DATA_DIR: 'memory://',
-    DATABASE_URL: backends.postgresUrl,
-    DATABASE_SCHEMA: schema,
-    DATABASE_POOL_MAX: '4',
+    ...testStorageEnv(schema, INTERNAL_TOKEN),
     MESSAGE_STORE_URL: opts.messageStoreUrl ?? 'http://127.0.0.1:1',
     ...opts.env,
   }
@@ -84,16 +72,7 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
   return Object.assign(app, { schema })
 }
 
-export async function dropSchema(schema: string) {
-  if (!backends.postgresUrl) return
-  const client = new pg.Client({ connectionString: backends.postgresUrl })
-  await client.connect()
-  try {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  } finally {
-    await client.end()
-  }
-}
+export const dropSchema = (schema: string) => dropTestSchemas(schema)
 
 /** Headers the gateway sends. */
 export function internalHeaders(tenant = 'tenant-a'): Record<string, string> {

@@ -1,9 +1,9 @@
 /**
- * Pure helpers of the gateway bench (bench/run.ts): numbers, the gateway's cost
+ * Pure helpers of the gateway bench (whole-stack/run.ts): numbers, the gateway's cost
  * as a ratio, the results table and the docs/benchmarks.md section. No I/O here,
- * so test/bench-report.test.ts can check them.
+ * so test/whole-stack-report.test.ts can check them.
  */
-import { fmt, type Measured, pct } from '@session-runtime/bench'
+import { fmt, type Measured, pct } from '../src/index.js'
 
 /** The target: the gateway may cost at most this share of the direct throughput. */
 export const MAX_LOSS = 0.25

@@ -1,7 +1,7 @@
 /**
  * `pnpm soak` (root; not in CI): SOAK_MINUTES (default 10, at least 2) of mixed runs and monitor reads through the
  * gateway, on real Postgres and Redis, the three services as child processes started like
- * scripts/start.mjs starts them. The first minute is warm-up. Records:
+ * scripts/start.mjs starts them (startStack of @session-runtime/stack). The first minute is warm-up. Records:
  *   - errors: any answer that is not 2xx, a network error, a timeout, a stream that does not end with `end`
  *     (target 0);
  *   - latency per minute (p50, p99, count; runs and reads apart; per request kind in minute 2 and the last);
@@ -34,34 +34,27 @@
  * (warn), SOAK_DOCS (1). Own Postgres schemas and Redis key prefix, removed afterwards. On a server with
  * autovacuum off, the soak runs `VACUUM (ANALYZE)` on its own schemas once a minute in its place (and says so).
  */
-import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  deleteRedisKeys,
-  dropSchemas,
-  freePort,
+  type ProcessStack,
   postgresVersion,
-  probeBackends,
   redisVersion,
+  type ServiceName,
+  sleep,
+  startStack,
   withPg,
-} from './backends.js'
+} from '@session-runtime/stack'
+import { fmt, positiveInt as num } from '../src/index.js'
+import { findBackends } from './backends.js'
 
 const env = process.env
-const num = (value: string | undefined, fallback: number) => {
-  const n = Number(value)
-  return value && Number.isFinite(n) && n > 0 ? n : fallback
-}
-
 const MINUTES = Math.max(2, Math.round(num(env.SOAK_MINUTES, 10)))
 const CONCURRENCY = num(env.SOAK_CONCURRENCY, 8)
 const SESSIONS = num(env.SOAK_SESSIONS, 200)
 const RUNS_PER_SESSION = 20
-const DATABASE_URL = env.SOAK_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
-const REDIS_URL = env.SOAK_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const LOG_LEVEL = env.SOAK_LOG_LEVEL ?? 'warn'
 const WRITE_DOCS = env.SOAK_DOCS !== '0'
 const WARMUP_MS = 60_000
@@ -72,20 +65,14 @@ const MAX_GROWTH = 0.1
 
 const TENANT = 'soak-tenant'
 const API_KEY = `soak-key-${randomBytes(12).toString('hex')}`
-const INTERNAL_TOKEN = `soak-${randomBytes(12).toString('hex')}`
-const SUFFIX = `${process.pid}_${randomBytes(3).toString('hex')}`
-const SCHEMAS = { 'message-store': `soak_ms_${SUFFIX}`, 'run-service': `soak_rs_${SUFFIX}` }
-const REDIS_PREFIX = `soak:${SUFFIX}:`
 
-const SERVICES_DIR = fileURLToPath(new URL('../../', import.meta.url))
 const DOCS = fileURLToPath(new URL('../../../docs/reliability.md', import.meta.url))
 
 const log = (line: string) => console.log(line)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 // ---------------------------------------------------------------- backends
 
-const [hasPostgres, hasRedis] = await probeBackends(DATABASE_URL, REDIS_URL)
+const { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, hasPostgres, hasRedis } = await findBackends('SOAK')
 if (!hasPostgres || !hasRedis) {
   console.error(
     `The soak runs on Postgres and Redis: ${hasPostgres ? '' : `no Postgres at ${DATABASE_URL}; `}` +
@@ -94,126 +81,43 @@ if (!hasPostgres || !hasRedis) {
   process.exit(1)
 }
 
-async function cleanUpBackends() {
-  await dropSchemas(DATABASE_URL, Object.values(SCHEMAS))
-  await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
-}
-
 async function backendVersions(): Promise<string> {
   return `Postgres ${(await postgresVersion(DATABASE_URL))?.split(' ')[0]}, Redis ${await redisVersion(REDIS_URL)}`
 }
 
 // ---------------------------------------------------------------- processes
 
-type ServiceName = 'message-store' | 'run-service' | 'gateway'
-interface Service {
-  name: ServiceName
-  url: string
-  child: ChildProcess
-}
-
-/** Variables of this shell that must not reach the services: their settings are made here. */
-const STRIPPED = [
-  /^(DATABASE|REDIS|CACHE|OPENAI)_/,
-  /^(HOST|LOG_LEVEL|INTERNAL_TOKEN|API_KEYS|DATA_DIR)$/,
-  /_(PORT|URL)$/,
-]
-
-const services: Service[] = []
-let stopping = false
 let serviceErrors = 0
 
-function spawnService(name: ServiceName, port: number, serviceEnv: Record<string, string>): Service {
-  const childEnv: Record<string, string> = {}
-  for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !STRIPPED.some((p) => p.test(k))) childEnv[k] = v
-  }
-  const child = spawn(process.execPath, ['--conditions=@session-runtime/source', '--import', 'tsx', 'src/server.ts'], {
-    cwd: join(SERVICES_DIR, name),
+/**
+ * The three services on the soak's Postgres and Redis (own schemas and key prefix, removed at stop). Their
+ * output is passed on (with LOG_LEVEL=warn every line is worth seeing), lines at error level counted; a
+ * service that exits during the soak fails it.
+ */
+function startSoakStack(): Promise<ProcessStack> {
+  return startStack({
+    name: 'soak',
+    postgresUrl: DATABASE_URL,
+    redisUrl: REDIS_URL,
+    logLevel: LOG_LEVEL,
     env: {
-      ...childEnv,
-      ...serviceEnv,
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      LOG_LEVEL,
-      INTERNAL_TOKEN,
-      DATA_DIR: 'memory://',
+      all: { NODE_ENV: 'production' },
+      'message-store': { DATABASE_POOL_MAX: undefined },
+      'run-service': { DATABASE_POOL_MAX: undefined },
+      // /metrics open: the heap is sampled there
+      gateway: { API_KEYS: `${TENANT}=${API_KEY}`, METRICS_TOKEN: '' },
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  // Passed on; with LOG_LEVEL=warn every line is worth seeing, and counted.
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('utf8')
-      serviceErrors += text.split('\n').filter((l) => /"level":(50|60)/.test(l)).length
-      process.stderr.write(text.replace(/^(?=.)/gm, `[${name}] `))
-    })
-  }
-  child.once('exit', (code, signal) => {
-    if (!stopping) {
-      console.error(`${name} exited during the soak (${signal ?? code})`)
+    onLine: (name, line) => {
+      if (/"level":(50|60)/.test(line)) serviceErrors++
+      process.stderr.write(`[${name}] ${line}\n`)
+    },
+    onExit: (service, exit) => {
+      console.error(`${service.name} exited during the soak (${exit.signal ?? exit.code})`)
       process.exitCode = 1
-    }
+    },
+    readyTimeoutMs: 90_000,
+    stopTimeoutMs: 15_000,
   })
-  return { name, url: `http://127.0.0.1:${port}`, child }
-}
-
-async function waitReady(service: Service) {
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    if (service.child.exitCode !== null) throw new Error(`${service.name} exited while starting`)
-    try {
-      const res = await fetch(`${service.url}/ready`, { signal: AbortSignal.timeout(2000) })
-      if (res.ok) return
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${service.name} not ready at ${service.url} after 90 s`)
-    await sleep(200)
-  }
-}
-
-async function stopAll() {
-  stopping = true
-  await Promise.all(
-    services.map(async ({ child }) => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      const exited = new Promise((resolve) => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-      await exited
-      clearTimeout(timer)
-    }),
-  )
-}
-
-async function startStack(): Promise<string> {
-  const [storePort, runPort, gatewayPort] = [await freePort(), await freePort(), await freePort()]
-  const storeUrl = `http://127.0.0.1:${storePort}`
-  const runUrl = `http://127.0.0.1:${runPort}`
-  const store = spawnService('message-store', storePort, {
-    MESSAGE_STORE_PORT: String(storePort),
-    DATABASE_URL,
-    DATABASE_SCHEMA: SCHEMAS['message-store'],
-    REDIS_URL,
-    REDIS_KEY_PREFIX: REDIS_PREFIX,
-  })
-  const run = spawnService('run-service', runPort, {
-    RUN_SERVICE_PORT: String(runPort),
-    DATABASE_URL,
-    DATABASE_SCHEMA: SCHEMAS['run-service'],
-    MESSAGE_STORE_URL: storeUrl,
-  })
-  services.push(store, run)
-  await Promise.all([waitReady(store), waitReady(run)])
-  const gateway = spawnService('gateway', gatewayPort, {
-    GATEWAY_PORT: String(gatewayPort),
-    API_KEYS: `${TENANT}=${API_KEY}`,
-    METRICS_TOKEN: '', // /metrics open: the heap is sampled there
-    RUN_SERVICE_URL: runUrl,
-    MESSAGE_STORE_URL: storeUrl,
-  })
-  services.push(gateway)
-  await waitReady(gateway)
-  return gateway.url
 }
 
 /** VmRSS of a process, in bytes (Linux); undefined when it cannot be read. */
@@ -355,8 +259,6 @@ async function one(gatewayUrl: string, flowId: string, kind: Kind): Promise<void
 // ---------------------------------------------------------------- main
 
 const startedAt = new Date()
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 const mib = (bytes: number | undefined) =>
   bytes === undefined || !Number.isFinite(bytes) ? '—' : `${fmt(bytes / 2 ** 20, 1)}`
 const quantile = (sorted: number[], q: number) =>
@@ -378,6 +280,7 @@ let versions = ''
 let AUTOVACUUM = true
 const vacuums: number[] = []
 let cpu: { machine: number; ours: number } | undefined
+let stack: ProcessStack | undefined
 try {
   versions = await backendVersions()
   AUTOVACUUM = await withPg(DATABASE_URL, async (client) => {
@@ -385,7 +288,9 @@ try {
     return rows[0]?.autovacuum !== 'off'
   })
   log(`soak: ${MINUTES} min (1 min warm-up), ${CONCURRENCY} workers, ${SESSIONS} session slots; ${versions}`)
-  const gatewayUrl = await startStack()
+  stack = await startSoakStack()
+  const { gatewayUrl, schemas } = stack
+  const services = Object.values(stack.services)
   const flows = (await (await fetch(`${gatewayUrl}/api/v1/flows/`, { headers: { 'x-api-key': API_KEY } })).json()) as {
     id: string
     endpoint_name?: string
@@ -415,7 +320,7 @@ try {
           await withPg(DATABASE_URL, async (client) => {
             const { rows } = await client.query<{ t: string }>(
               `SELECT format('%I.%I', schemaname, tablename) AS t FROM pg_tables WHERE schemaname = ANY($1)`,
-              [Object.values(SCHEMAS)],
+              [[schemas.messageStore, schemas.runService]],
             )
             for (const { t } of rows) await client.query(`VACUUM (ANALYZE) ${t}`)
           }).catch((err) => log(`  VACUUM (ANALYZE) failed: ${err instanceof Error ? err.message : err}`))
@@ -484,14 +389,13 @@ try {
   // Nothing acknowledged lost: every acknowledged run stored its question and its reply.
   await withPg(DATABASE_URL, async (client) => {
     const { rows } = await client.query<{ all: string; replies: string }>(
-      `SELECT count(*) AS all, count(*) FILTER (WHERE sender = 'Machine') AS replies FROM "${SCHEMAS['message-store']}".messages`,
+      `SELECT count(*) AS all, count(*) FILTER (WHERE sender = 'Machine') AS replies FROM "${schemas.messageStore}".messages`,
     )
     stored = Number(rows[0]?.all)
     storedReplies = Number(rows[0]?.replies)
   })
 } finally {
-  await stopAll()
-  await cleanUpBackends().catch((err) => console.error(`clean-up: ${(err as Error).message}`))
+  await stack?.stop().catch((err) => console.error(`clean-up: ${(err as Error).message}`))
 }
 
 // ---------------------------------------------------------------- report
@@ -659,7 +563,7 @@ if (WRITE_DOCS && loadEndedAt > 0) {
   const section = [
     '## Soak',
     '',
-    `Results of \`pnpm soak\` (services/gateway/bench/soak.ts; not in CI), run ${date} ${time} UTC; this section is replaced by each run.`,
+    `Results of \`pnpm soak\` (packages/bench/whole-stack/soak.ts; not in CI), run ${date} ${time} UTC; this section is replaced by each run.`,
     '',
     `- machine: ${os.availableParallelism()} cores, ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${fmt(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; ${versions}`,
     `- ${MINUTES} minutes (the first is warm-up) of ${CONCURRENCY} closed-loop workers through the gateway: 45% runs of Memory Echo, 10% streamed runs, 25% monitor reads of one session, 10% session lists, 10% newest 100 messages of the flow; ${SESSIONS} session slots, each a new session after ${RUNS_PER_SESSION} runs`,

@@ -7,7 +7,7 @@ import {
   resultsTable,
   throughputLoss,
   withGatewaySection,
-} from '../bench/report.js'
+} from '../whole-stack/report.js'
 
 t.test('the gateway cost is the share of direct throughput lost, checked against 25%', async (t) => {
   t.equal(throughputLoss(1000, 800), 0.2)

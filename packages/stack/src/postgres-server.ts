@@ -7,17 +7,9 @@ import { existsSync } from 'node:fs'
 import { chown, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Test } from 'tap'
-import { createPgDatabase } from '../../packages/db/src/pg-database.js'
-import { freePorts } from './processes.js'
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import pg from 'pg'
+import { endWithProcess, hasExited, keepOutput, type Teardown, waitExit, waitFor } from './child.js'
+import { freePort } from './free-ports.js'
 
 /** The newest installed Postgres server binaries (Debian: /usr/lib/postgresql/<major>/bin). */
 export async function postgresBin(): Promise<string | undefined> {
@@ -39,15 +31,9 @@ function asPostgresUser(cmd: string, args: string[]): [string, string[]] {
     : [cmd, args]
 }
 
-// The servers of this file never outlive it, even when tap stops it: an immediate shutdown.
-const running = new Set<ChildProcess>()
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGQUIT')
-})
-
 export class PostgresServer {
   proc: ChildProcess | undefined
-  private log = ''
+  private log = () => ''
   private constructor(
     readonly bin: string,
     readonly dir: string,
@@ -59,13 +45,18 @@ export class PostgresServer {
   }
 
   output() {
-    return this.log.slice(-4000)
+    return this.log().slice(-4000)
   }
 
-  static async create(t: Test, bin: string): Promise<PostgresServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'pg-fault-'))
-    const [port = 0] = await freePorts(1)
-    const server = new PostgresServer(bin, dir, port)
+  /** Which server this is, for a test's output. */
+  describe() {
+    return `own Postgres: ${this.bin}, port ${this.port}, ${asRoot ? 'as the postgres user (setpriv)' : 'as this user'}`
+  }
+
+  /** A new cluster (initdb) in a temporary directory, on a free port, not started; stopped and removed when `t` ends. */
+  static async create(t: Teardown, bin: string): Promise<PostgresServer> {
+    const dir = await mkdtemp(join(tmpdir(), 'pg-server-'))
+    const server = new PostgresServer(bin, dir, await freePort())
     t.teardown(async () => {
       await server.stop('immediate')
       await rm(dir, { recursive: true, force: true })
@@ -108,13 +99,11 @@ export class PostgresServer {
     ])
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc = proc
-    running.add(proc)
-    proc.on('exit', () => running.delete(proc))
-    const keep = (d: Buffer) => {
-      this.log = (this.log + d.toString()).slice(-16_000)
-    }
-    proc.stdout?.on('data', keep)
-    proc.stderr?.on('data', keep)
+    // Never outlives this process: an immediate shutdown.
+    endWithProcess(proc, () => proc.kill('SIGQUIT'))
+    const earlier = this.log
+    const current = keepOutput(proc)
+    this.log = () => (earlier() + current()).slice(-16_000)
     await waitFor(async () => {
       if (proc.exitCode !== null) throw new Error(`postgres exited (${proc.exitCode}):\n${this.output()}`)
       return this.accepts()
@@ -123,40 +112,34 @@ export class PostgresServer {
 
   /** True when a new connection runs a query. */
   async accepts(): Promise<boolean> {
-    const db = await createPgDatabase({
-      connectionString: this.url,
-      schema: 'public',
-      max: 1,
-      statementTimeoutMs: 2000,
-      connectTimeoutMs: 1000,
-      statementPrefix: 'probe_',
-    })
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 1000, statement_timeout: 2000 })
     try {
-      await db.query('SELECT 1')
+      await client.connect()
+      await client.query('SELECT 1')
       return true
     } catch {
       return false
     } finally {
-      await db.close().catch(() => {})
+      await client.end().catch(() => {})
     }
   }
 
   /** `fast`: SIGINT (sessions terminated, clean shutdown); `immediate`: SIGQUIT (crash; recovery at start). */
   async stop(mode: 'fast' | 'immediate'): Promise<void> {
     const proc = this.proc
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return
+    if (!proc || hasExited(proc)) return
     const exited = once(proc, 'exit')
     proc.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT')
-    let timer: NodeJS.Timeout | undefined
-    const done = await Promise.race([
-      exited.then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), 20_000)
-      }),
-    ]).finally(() => clearTimeout(timer))
-    if (!done) {
+    if (!(await waitExit(proc, 20_000))) {
       proc.kill('SIGKILL')
       await exited
     }
   }
+}
+
+/** `PostgresServer.create`, started. */
+export async function startPostgresServer(t: Teardown, bin: string): Promise<PostgresServer> {
+  const server = await PostgresServer.create(t, bin)
+  await server.start()
+  return server
 }

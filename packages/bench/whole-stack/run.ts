@@ -1,11 +1,11 @@
 /**
- * `pnpm bench` (or `pnpm --filter @session-runtime/gateway bench`): what the
+ * `pnpm bench` (or `pnpm --filter @session-runtime/bench bench`): what the
  * gateway costs, measured in one run against the same services called directly.
  *
  * The message-store, the run-service and the gateway run as three child
  * processes started like scripts/start.mjs does (`node --conditions=… --import
- * tsx src/server.ts`, configured by environment), the bare-Fastify baseline in a
- * fourth (bench/baseline.ts); autocannon runs here, so the load generator shares
+ * tsx src/server.ts`, configured by environment: startStack of @session-runtime/stack),
+ * the bare-Fastify baseline in a fourth (whole-stack/baseline.ts); autocannon runs here, so the load generator shares
  * no event loop with them. Real Postgres and Redis when reachable (own schemas
  * and key prefix, removed afterwards), else embedded PGlite and the in-process
  * cache (said in the output).
@@ -15,9 +15,9 @@
  *            `POST /api/v1/run/{id}` over BENCH_SESSIONS sessions at random;
  *   monitor: `GET /api/v1/monitor/messages?flow_id=…&session_id=…` of one session of 50 messages (a hot
  *            read: the same rows every time).
- * Each is sent four ways: to the bare-Fastify baseline (bench/baseline.ts, answering the recorded
+ * Each is sent four ways: to the bare-Fastify baseline (whole-stack/baseline.ts, answering the recorded
  * response: Node's and Fastify's own cost), direct to the service (internal headers), through a bare
- * @fastify/http-proxy (bench/bare-proxy.ts: the cost of any HTTP hop) and through the gateway (x-api-key).
+ * @fastify/http-proxy (whole-stack/bare-proxy.ts: the cost of any HTTP hop) and through the gateway (x-api-key).
  * gateway cost = 1 − gateway req/s ÷ direct req/s (target ≤ 25%). Each group is warmed up, then measured
  * in BENCH_ROUNDS rounds, the order reversed every round (baseline, direct, bare proxy, gateway, then the
  * reverse), so slow drift (tables growing, another process starting) weighs on both sides of a ratio
@@ -32,49 +32,41 @@
  *   BENCH_DURATION (s per round, default 10), BENCH_WARMUP (s, default 3), BENCH_ROUNDS (2),
  *   BENCH_CONNECTIONS (50), BENCH_SESSIONS (1000), BENCH_ONLY (run,monitor),
  *   BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_REDIS_URL (redis://127.0.0.1:6379),
- *   BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF=1 (profile the services: bench/.profiles/, top frames printed),
+ *   BENCH_LOG_LEVEL (warn), BENCH_CPU_PROF=1 (profile the services: whole-stack/.profiles/, top frames printed),
  *   BENCH_DOCS=0|1 (write docs/benchmarks.md; default: only for runs of 10 s or more),
  *   BENCH_QUIET_WAIT (s to wait before each round for other processes to go quiet, default 20),
  *   FIXTURES_DIR (where langflow-simple-api-test.json is; default ../shared/fixtures beside the repository).
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process'
+import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import {
   childExecArgv,
-  cpuDelta,
-  cpuSnapshot,
-  DEFAULT_DATABASE_URL,
-  DEFAULT_REDIS_URL,
-  DOCS_NOT_WRITTEN,
-  deleteRedisKeys,
-  dropSchemas,
-  fetchExpecting,
-  fmt,
-  freePort,
-  type Measured,
-  machineLines,
-  measured,
-  pct,
-  positiveInt,
+  type ProcessStack,
   postgresVersion,
-  probeBackends,
-  profileSummaries,
   redisVersion,
-  type Snapshot,
-  sectionHeading,
-  sectionText,
-  verdictFindings,
-  waitUntilQuiet,
-  writeDocsWanted,
-} from '@session-runtime/bench'
-import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+  startStack,
+  stopChild,
+} from '@session-runtime/stack'
 import autocannon from 'autocannon'
-import { API_KEY_HEADER } from '../src/domain/api-keys.js'
+import { cpuDelta, cpuSnapshot, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
+import {
+  DOCS_NOT_WRITTEN,
+  fetchExpecting,
+  loadSettings,
+  type Measured,
+  measured,
+  positiveInt,
+  writeDocsWanted,
+} from '../src/load.js'
+import { profileSummaries } from '../src/profiles.js'
+import { fmt, machineLines, pct, resultLines, sectionHeading, sectionText, verdictFindings } from '../src/report.js'
+import { findBackends } from './backends.js'
 import type { BareProxyStart } from './bare-proxy.js'
 import type { BaselineStart } from './baseline.js'
 import {
@@ -90,14 +82,9 @@ import {
 
 const env = process.env
 
-const DURATION = positiveInt(env.BENCH_DURATION, 10)
-const WARMUP = positiveInt(env.BENCH_WARMUP, Math.min(3, DURATION))
+const { duration: DURATION, warmup: WARMUP, connections: CONNECTIONS, sessions: SESSIONS } = loadSettings(env, 1000)
 const ROUNDS = positiveInt(env.BENCH_ROUNDS, 2)
-const CONNECTIONS = positiveInt(env.BENCH_CONNECTIONS, 50)
-const SESSIONS = positiveInt(env.BENCH_SESSIONS, 1000)
 const MONITOR_MESSAGES = 50
-const DATABASE_URL = env.BENCH_DATABASE_URL ?? DEFAULT_DATABASE_URL
-const REDIS_URL = env.BENCH_REDIS_URL ?? DEFAULT_REDIS_URL
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'warn'
 const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : undefined
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
@@ -106,13 +93,8 @@ const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 20)
 
 const TENANT = 'bench-tenant'
 const API_KEY = `bench-key-${randomBytes(12).toString('hex')}`
-const INTERNAL_TOKEN = `bench-${randomBytes(12).toString('hex')}`
-const SUFFIX = `${process.pid}_${randomBytes(3).toString('hex')}`
-const SCHEMAS = { 'message-store': `bench_gw_ms_${SUFFIX}`, 'run-service': `bench_gw_rs_${SUFFIX}` }
-const REDIS_PREFIX = `bench-gw:${SUFFIX}:`
 
 const here = fileURLToPath(new URL('.', import.meta.url))
-const SERVICES_DIR = fileURLToPath(new URL('../../', import.meta.url))
 const PROFILE_DIR = join(here, '.profiles')
 const DOCS = fileURLToPath(new URL('../../../docs/benchmarks.md', import.meta.url))
 // As the gateway's tests find the fixtures: FIXTURES_DIR, else the shared folder beside the repository.
@@ -123,7 +105,7 @@ const log = (line: string) => console.log(line)
 
 // ---------------------------------------------------------------- backends
 
-const [hasPostgres, hasRedis] = await probeBackends(DATABASE_URL, REDIS_URL)
+const { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, hasPostgres, hasRedis } = await findBackends('BENCH')
 
 async function backendVersions(): Promise<{ postgres: string; redis: string }> {
   let postgres = `embedded PGlite in each service (no Postgres reachable at ${new URL(DATABASE_URL).host})`
@@ -136,21 +118,15 @@ async function backendVersions(): Promise<{ postgres: string; redis: string }> {
   return { postgres, redis }
 }
 
-/** The bench's own schemas and keys, when those servers are in use. */
-async function cleanUpBackends(what: 'schemas' | 'keys') {
-  if (what === 'schemas' && hasPostgres) await dropSchemas(DATABASE_URL, Object.values(SCHEMAS))
-  if (what === 'keys' && hasRedis) await deleteRedisKeys(REDIS_URL, REDIS_PREFIX)
-}
-
 // ---------------------------------------------------------------- processes
 
 interface Child {
   name: string
   pid: number
   url: string
-  stop(): Promise<void>
 }
 
+/** The baseline and the bare proxy (the services are the stack's). */
 const children: ChildProcess[] = []
 
 /**
@@ -159,73 +135,9 @@ const children: ChildProcess[] = []
  * counted, not printed.
  */
 let abortedLogs = 0
-function filterLogs(child: ChildProcess) {
-  for (const [from, to] of [
-    [child.stdout, process.stdout],
-    [child.stderr, process.stderr],
-  ] as const) {
-    if (!from) continue
-    createInterface({ input: from, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
-      if (line.includes('"UND_ERR_ABORTED"') || line.includes('the client closed the connection')) abortedLogs++
-      else to.write(`${line}\n`)
-    })
-  }
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve()
-  return new Promise((resolve) => child.once('exit', () => resolve()))
-}
-
-async function stopChild(child: ChildProcess) {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-  await exited(child)
-  clearTimeout(timer)
-}
-
-async function waitReady(name: string, url: string, child: ChildProcess) {
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} while starting`)
-    try {
-      const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) })
-      if (res.ok) return
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${name} not ready at ${url} after 90 s`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
-
-/** One service, as scripts/start.mjs starts it: its own Node process, configured by environment. */
-async function startService(
-  name: 'message-store' | 'run-service' | 'gateway',
-  portVar: string,
-  serviceEnv: Record<string, string | undefined>,
-): Promise<Child> {
-  const port = await freePort()
-  const execArgv = childExecArgv(CPU_PROF ? join(PROFILE_DIR, name) : undefined)
-  const childEnv: Record<string, string> = {}
-  for (const [k, v] of Object.entries({ ...env, ...serviceEnv })) if (v !== undefined) childEnv[k] = v
-  for (const k of ['DATABASE_URL', 'REDIS_URL']) if (serviceEnv[k] === undefined) delete childEnv[k]
-  const child = spawn(process.execPath, [...execArgv, 'src/server.ts'], {
-    cwd: join(SERVICES_DIR, name),
-    env: {
-      ...childEnv,
-      NODE_ENV: 'production',
-      HOST: '127.0.0.1',
-      [portVar]: String(port),
-      LOG_LEVEL,
-      INTERNAL_TOKEN,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  filterLogs(child)
-  children.push(child)
-  const url = `http://127.0.0.1:${port}`
-  await waitReady(name, url, child)
-  return { name, pid: child.pid ?? -1, url, stop: () => stopChild(child) }
+function passOn(line: string, stream: 'stdout' | 'stderr') {
+  if (line.includes('"UND_ERR_ABORTED"') || line.includes('the client closed the connection')) abortedLogs++
+  else (stream === 'stdout' ? process.stdout : process.stderr).write(`${line}\n`)
 }
 
 /** The baseline or the bare proxy: a bench server in its own process, told what to serve over IPC. */
@@ -236,7 +148,12 @@ async function startForked(name: string, file: string, start: BaselineStart | Ba
     env: { ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
-  filterLogs(child)
+  for (const [from, stream] of [
+    [child.stdout, 'stdout'],
+    [child.stderr, 'stderr'],
+  ] as const) {
+    if (from) createInterface({ input: from, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (l) => passOn(l, stream))
+  }
   children.push(child)
   const ready = new Promise<{ port: number }>((resolve, reject) => {
     child.once('message', (msg) => resolve(msg as { port: number }))
@@ -244,7 +161,7 @@ async function startForked(name: string, file: string, start: BaselineStart | Ba
   })
   child.send(start)
   const { port } = await ready
-  return { name, pid: child.pid ?? -1, url: `http://127.0.0.1:${port}`, stop: () => stopChild(child) }
+  return { name, pid: child.pid ?? -1, url: `http://127.0.0.1:${port}` }
 }
 
 // ---------------------------------------------------------------- CPU accounting
@@ -354,11 +271,9 @@ const startedAt = new Date()
 log(
   `gateway bench: ${ROUNDS} rounds of ${DURATION} s per scenario after ${WARMUP} s warm-up, ${CONNECTIONS} connections`,
 )
+log(`postgres: ${hasPostgres ? `${DATABASE_URL} (own schemas)` : 'not reachable, using embedded PGlite'}`)
 log(
-  `postgres: ${hasPostgres ? `${DATABASE_URL} (schemas ${Object.values(SCHEMAS).join(', ')})` : 'not reachable, using embedded PGlite'}`,
-)
-log(
-  `redis:    ${hasRedis ? `${REDIS_URL} (key prefix ${REDIS_PREFIX})` : "not reachable, using the message-store's in-process cache"}`,
+  `redis:    ${hasRedis ? `${REDIS_URL} (own key prefix)` : "not reachable, using the message-store's in-process cache"}`,
 )
 if (CPU_PROF) {
   await rm(PROFILE_DIR, { recursive: true, force: true })
@@ -366,7 +281,7 @@ if (CPU_PROF) {
   log(`profiling every service into ${PROFILE_DIR} (numbers are lower while profiling)`)
 }
 
-let dataDir: string | undefined
+let stack: ProcessStack | undefined
 const rows: Row[] = []
 const cpuRows: { id: string; cpu: Cpu }[] = []
 let backends = { postgres: '', redis: '' }
@@ -374,11 +289,9 @@ let monitorBytes = 0
 let runBytes = 0
 
 const cleanUp = async () => {
-  // The gateway first, then what it calls: no request of it meets a closing downstream.
-  for (const child of [...children].reverse()) await stopChild(child)
-  await cleanUpBackends('schemas').catch((err) => log(`could not drop the bench schemas: ${err}`))
-  await cleanUpBackends('keys').catch((err) => log(`could not delete the bench's Redis keys: ${err}`))
-  if (dataDir) await rm(dataDir, { recursive: true, force: true })
+  // The proxies first, then the stack (the gateway first, then what it calls); its schemas and keys go too.
+  for (const child of children) await stopChild(child, { timeoutMs: 15_000 })
+  await stack?.stop().catch((err) => log(`could not stop the stack or remove its schemas and keys: ${err}`))
 }
 process.once('SIGINT', () => {
   void cleanUp().finally(() => process.exit(130))
@@ -386,35 +299,32 @@ process.once('SIGINT', () => {
 
 try {
   backends = await backendVersions()
-  await cleanUpBackends('schemas')
-  if (!hasPostgres) dataDir = await mkdtemp(join(os.tmpdir(), 'gateway-bench-'))
-  const storage = (name: keyof typeof SCHEMAS) => ({
-    DATABASE_URL: hasPostgres ? DATABASE_URL : undefined,
-    DATABASE_SCHEMA: SCHEMAS[name],
-    DATA_DIR: dataDir ?? 'memory://',
-  })
-
   log('\nstarting message-store, run-service and gateway ...')
-  const store = await startService('message-store', 'MESSAGE_STORE_PORT', {
-    ...storage('message-store'),
-    DATABASE_POOL_MAX: '16',
-    REDIS_URL: hasRedis ? REDIS_URL : undefined,
-    REDIS_KEY_PREFIX: REDIS_PREFIX,
+  stack = await startStack({
+    name: 'bench_gw',
+    postgresUrl: hasPostgres ? DATABASE_URL : undefined,
+    redisUrl: hasRedis ? REDIS_URL : undefined,
+    // without Postgres, PGlite on disk as in production, not in memory
+    persistentData: true,
+    logLevel: LOG_LEVEL,
+    cpuProfDir: CPU_PROF ? PROFILE_DIR : undefined,
+    env: {
+      all: { NODE_ENV: 'production' },
+      'message-store': { DATABASE_POOL_MAX: '16' },
+      'run-service': { DATABASE_POOL_MAX: undefined },
+      gateway: { API_KEYS: `${TENANT}=${API_KEY}`, RATE_LIMIT_MAX: '0', DATA_DIR: 'memory://' },
+    },
+    onLine: (_name, line, stream) => passOn(line, stream),
+    readyTimeoutMs: 90_000,
+    stopTimeoutMs: 15_000,
   })
-  const runService = await startService('run-service', 'RUN_SERVICE_PORT', {
-    ...storage('run-service'),
-    MESSAGE_STORE_URL: store.url,
-  })
-  const gateway = await startService('gateway', 'GATEWAY_PORT', {
-    API_KEYS: `${TENANT}=${API_KEY}`,
-    RATE_LIMIT_MAX: '0',
-    DATA_DIR: 'memory://',
-    RUN_SERVICE_URL: runService.url,
-    MESSAGE_STORE_URL: store.url,
-  })
-  pids = { gateway: gateway.pid, 'run-service': runService.pid, 'message-store': store.pid }
+  if (hasPostgres) log(`schemas ${stack.schemas.messageStore}, ${stack.schemas.runService}`)
+  if (hasRedis) log(`key prefix ${stack.redisKeyPrefix}`)
+  const { gateway, 'run-service': runService, 'message-store': store } = stack.services
+  pids = { gateway: gateway.child.pid, 'run-service': runService.child.pid, 'message-store': store.child.pid }
+  const INTERNAL_TOKEN = stack.internalToken
 
-  const viaGateway = { [API_KEY_HEADER]: API_KEY }
+  const viaGateway = { 'x-api-key': API_KEY }
   const internal = { [INTERNAL_TOKEN_HEADER]: INTERNAL_TOKEN, [TENANT_HEADER]: TENANT }
   const json = { 'content-type': 'application/json' }
 
@@ -674,7 +584,7 @@ if (WRITE_DOCS && rows.length > 0) {
   const section = sectionText([
     sectionHeading(startedAt, 'gateway'),
     '',
-    'Results of `pnpm --filter @session-runtime/gateway bench` (services/gateway/bench/run.ts); this section is replaced by each run.',
+    'Results of `pnpm --filter @session-runtime/bench bench` (packages/bench/whole-stack/run.ts); this section is replaced by each run.',
     '',
     ...machineLines(backends),
     `- processes: message-store, run-service and gateway each in its own Node process (\`src/server.ts\`, LOG_LEVEL=${LOG_LEVEL}); the bare-Fastify baseline and a bare @fastify/http-proxy (same undici settings as the gateway, no hooks) in two more; autocannon 9 in the parent`,
@@ -682,17 +592,12 @@ if (WRITE_DOCS && rows.length > 0) {
     `- echo flow: fixtures/langflow-simple-api-test.json (ChatInput → ChatOutput, no model), one tenant, runs over ${fmt(SESSIONS)} sessions at random (each run stores 2 messages); response ${fmt(runBytes)} bytes. Monitor read: one session of ${MONITOR_MESSAGES} messages, ${fmt(monitorBytes)} bytes`,
     `- gateway cost = 1 − gateway req/s ÷ direct req/s, target ≤ ${pct(MAX_LOSS)} (the issue's target is for the echo run; the monitor read is shown against the same line). The bare proxy's cost is that of any HTTP hop; the gap between it and the gateway is the gateway's own per-request work`,
     ...(CPU_PROF ? ['- profiled with --cpu-prof: numbers are lower than without'] : []),
-    '',
-    ...table,
-    '',
-    `CPU during the measured runs, in cores (of ${os.availableParallelism()}; mean of the rounds):`,
-    '',
-    ...cpuTable,
-    '',
-    '### What it shows',
-    '',
-    ...findings,
-    '',
+    ...resultLines(
+      table,
+      `CPU during the measured runs, in cores (of ${os.availableParallelism()}; mean of the rounds):`,
+      cpuTable,
+      findings,
+    ),
   ])
   const intro =
     '# Benchmarks\n\nResults of `pnpm bench`, newest first. ' +

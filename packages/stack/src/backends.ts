@@ -1,11 +1,43 @@
-// What the benches (and the gateway's soak) need of Postgres, Redis and the machine: probes, clients,
-// the clean-up of their own schemas and keys, server versions, free ports.
-import { connect, createServer } from 'node:net'
+// What the tests, benches and the soak need of Postgres and Redis: which ones the test command found, probes,
+// clients, the clean-up of their own schemas and keys, server versions.
+import { connect } from 'node:net'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
+
+export interface Backends {
+  postgresUrl: string | undefined
+  redisUrl: string | undefined
+}
+
+/** Real Postgres and Redis when the test command found them (scripts/test.mjs sets these), else none. */
+export const testBackends = (): Backends => ({
+  postgresUrl: process.env.TEST_DATABASE_URL || undefined,
+  redisUrl: process.env.TEST_REDIS_URL || undefined,
+})
+
+/**
+ * The settings of a service app a test builds in process: its own `schema` of the Postgres the test command
+ * found (else in-memory PGlite), a small pool, no logs.
+ */
+export function testStorageEnv(schema: string, internalToken: string): Record<string, string | undefined> {
+  return {
+    LOG_LEVEL: 'silent',
+    INTERNAL_TOKEN: internalToken,
+    DATA_DIR: 'memory://',
+    DATABASE_URL: testBackends().postgresUrl,
+    DATABASE_SCHEMA: schema,
+    DATABASE_POOL_MAX: '4',
+  }
+}
+
+/** Drops schemas of the Postgres the test command found (with PGlite there is nothing to drop). */
+export async function dropTestSchemas(...schemas: string[]): Promise<void> {
+  const { postgresUrl } = testBackends()
+  if (postgresUrl) await dropSchemas(postgresUrl, schemas)
+}
 
 /** Sends `probe` and resolves true when the server answers with something matching `expect` (as scripts/test.mjs). */
 function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise<boolean> {
@@ -26,9 +58,12 @@ function reachable(url: string, probe: Buffer | string, expect: RegExp): Promise
 /** An SSLRequest packet: any Postgres answers it with one byte, S or N. */
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 4, 210, 22, 47])
 
+/** Whether something at this URL answers PING with PONG. */
+export const redisAnswers = (redisUrl: string) => reachable(redisUrl, 'PING\r\n', /^\+PONG/)
+
 /** Whether a Postgres and a Redis answer at these URLs. */
 export async function probeBackends(databaseUrl: string, redisUrl: string): Promise<[boolean, boolean]> {
-  return Promise.all([reachable(databaseUrl, SSL_REQUEST, /^[SN]/), reachable(redisUrl, 'PING\r\n', /^\+PONG/)])
+  return Promise.all([reachable(databaseUrl, SSL_REQUEST, /^[SN]/), redisAnswers(redisUrl)])
 }
 
 export async function withPg<T>(databaseUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -41,8 +76,14 @@ export async function withPg<T>(databaseUrl: string, fn: (client: pg.Client) => 
   }
 }
 
+/** A client that fails at once when Redis is not there (no reconnecting). */
 function redisClient(redisUrl: string): Redis {
-  return new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  return new Redis(redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2_000,
+    retryStrategy: () => null,
+  })
 }
 
 /** A quoted SQL identifier (as quoteIdent of @session-runtime/db). */
@@ -84,15 +125,4 @@ export async function redisVersion(redisUrl: string): Promise<string> {
   } finally {
     redis.disconnect()
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
 }

@@ -1,0 +1,129 @@
+// A fake OpenAI-compatible model for the tests: `POST /v1/chat/completions` on 127.0.0.1 (real HTTP), answering
+// as one JSON completion or as SSE chunks (one per word, then `[DONE]`). It records every call, and can fail,
+// hang, or hold its replies until the test releases them.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Teardown } from './child.js'
+
+/** `ok`: answers; `fail`: answers 500 with an error envelope; `hang`: never answers. */
+export type FakeModelMode = 'ok' | 'fail' | 'hang'
+
+export interface ChatMessage {
+  role: string
+  content: string
+}
+
+export interface ChatCall {
+  model: string
+  stream: boolean
+  system: string | undefined
+  /** The last user message. */
+  user: string
+  authorization: string | undefined
+  messages: ChatMessage[]
+}
+
+export interface FakeModelOptions {
+  /** The reply to a call; default `fakeReply(call.user)`. */
+  reply?: (call: ChatCall) => string
+  /** A call it gives an error message for fails (500) with that message, as in mode `fail` (some providers put the prompt there). */
+  failure?: (call: ChatCall) => string | undefined
+}
+
+export interface FakeModel {
+  /** Base URL to configure (OPENAI_BASE_URL), ending in `/v1`. */
+  url: string
+  mode: FakeModelMode
+  calls: ChatCall[]
+  /** Calls in `hang` mode whose connection the caller closed. */
+  abandoned: number
+  /**
+   * Holds the next replies until `release()`: a streamed one after its first word (so the test sees a token
+   * arrive while the run goes on), any other before it answers.
+   */
+  hold(): void
+  release(): void
+}
+
+/** The reply the fake model gives by default: derived from the request, so tests can tell which request it answered. */
+export function fakeReply(user: string): string {
+  return `You said: ${user}`
+}
+
+const FAILED = 'the fake model is broken'
+
+async function readCall(req: IncomingMessage): Promise<ChatCall> {
+  let text = ''
+  for await (const chunk of req) text += chunk
+  const body = JSON.parse(text) as { model: string; stream?: boolean; messages: ChatMessage[] }
+  return {
+    model: body.model,
+    stream: body.stream === true,
+    system: body.messages.find((m) => m.role === 'system')?.content,
+    user: body.messages.filter((m) => m.role === 'user').at(-1)?.content ?? '',
+    authorization: req.headers.authorization,
+    messages: body.messages,
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' })
+  res.end(JSON.stringify(body))
+}
+
+/** Starts the fake model; it is closed (every connection cut, held replies released) when `t` ends. */
+export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): Promise<FakeModel> {
+  let gate = Promise.resolve()
+  let release = () => {}
+  const fake: FakeModel = {
+    url: '',
+    mode: 'ok',
+    calls: [],
+    abandoned: 0,
+    hold() {
+      gate = new Promise<void>((resolve) => {
+        release = resolve
+      })
+    },
+    release: () => release(),
+  }
+  const server = createServer(async (req, res) => {
+    const call = await readCall(req)
+    fake.calls.push(call)
+    const failure = fake.mode === 'fail' ? FAILED : opts.failure?.(call)
+    if (failure !== undefined) return sendJson(res, 500, { error: { message: failure, type: 'server_error' } })
+    if (fake.mode === 'hang') {
+      res.on('close', () => fake.abandoned++)
+      return
+    }
+    const words = (opts.reply?.(call) ?? fakeReply(call.user)).split(/(?<= )/)
+    const base = { id: 'chatcmpl-fake', created: 1, model: call.model }
+    if (!call.stream) {
+      await gate
+      const message = { role: 'assistant', content: words.join('') }
+      return sendJson(res, 200, {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message, finish_reason: 'stop' }],
+      })
+    }
+    const chunk = (delta: Record<string, string>, finish: string | null = null) =>
+      `data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+    res.writeHead(200, { 'content-type': 'text/event-stream' })
+    res.write(chunk({ role: 'assistant', content: '' }))
+    res.write(chunk({ content: words[0] ?? '' }))
+    await gate
+    if (res.destroyed) return
+    for (const word of words.slice(1)) res.write(chunk({ content: word }))
+    res.write(chunk({}, 'stop'))
+    res.end('data: [DONE]\n\n')
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    release()
+    server.closeAllConnections()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+  return fake
+}

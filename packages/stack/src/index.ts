@@ -1,0 +1,54 @@
+export {
+  type Backends,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_REDIS_URL,
+  deleteRedisKeys,
+  dropSchemas,
+  dropTestSchemas,
+  postgresVersion,
+  probeBackends,
+  redisAnswers,
+  redisVersion,
+  testBackends,
+  testStorageEnv,
+  withPg,
+} from './backends.js'
+export {
+  childExecArgv,
+  endWithProcess,
+  hasExited,
+  keepOutput,
+  type StopOptions,
+  sleep,
+  stopChild,
+  type Teardown,
+  waitExit,
+  waitFor,
+} from './child.js'
+export {
+  type ChatCall,
+  type ChatMessage,
+  type FakeModel,
+  type FakeModelMode,
+  type FakeModelOptions,
+  fakeReply,
+  startFakeModel,
+} from './fake-model.js'
+export { freePort, freePorts } from './free-ports.js'
+export { asRoot, PostgresServer, postgresBin, startPostgresServer } from './postgres-server.js'
+export {
+  KEY_A,
+  KEY_B,
+  type ProcessStack,
+  type RunningService,
+  repoRoot,
+  type ServiceExit,
+  type ServiceName,
+  type StackOptions,
+  type StackTest,
+  startProcessStack,
+  startStack,
+  TENANT_A,
+  TENANT_B,
+} from './process-stack.js'
+export { hasRedisServer, RedisServer, startRedisServer } from './redis-server.js'

@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import t from 'tap'
+import { fakeReply, freePorts, probeBackends, startFakeModel, stopChild, waitFor } from '../src/index.js'
+
+t.test('free ports differ, and a probe of a port where neither Postgres nor Redis answers', async (t) => {
+  const ports = await freePorts(3)
+  t.equal(new Set(ports).size, 3)
+  const [port = 0] = ports
+  const silent = createServer((socket) => socket.on('data', () => socket.end('nonsense')))
+  await new Promise<void>((resolve) => silent.listen(port, '127.0.0.1', resolve))
+  t.teardown(() => silent.close())
+  t.same(await probeBackends(`postgres://127.0.0.1:${port}/x`, `redis://127.0.0.1:${port}`), [false, false])
+})
+
+t.test('a child that ignores SIGTERM is killed after the bound', async (t) => {
+  const child = spawn(
+    process.execPath,
+    ['-e', "process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000)"],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  )
+  await new Promise((resolve) => child.stdout.once('data', resolve))
+  t.equal(await stopChild(child, { timeoutMs: 200 }), false, 'not stopped by SIGTERM')
+  t.equal(child.signalCode, 'SIGKILL')
+  t.equal(await stopChild(child), true, 'stopping a stopped child is done at once')
+})
+
+t.test('waitFor names what did not happen', async (t) => {
+  await t.rejects(
+    waitFor(() => false, 'the sky to fall', 50),
+    /the sky to fall: not within 50 ms/,
+  )
+  let n = 0
+  await waitFor(() => ++n === 3, 'three polls', 1000, 1)
+  t.equal(n, 3)
+})
+
+/** One chat completion request, as the run-service sends it. */
+const chat = (url: string, opts: { user?: string; stream?: boolean; signal?: AbortSignal } = {}) =>
+  fetch(`${url}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+    body: JSON.stringify({
+      model: 'm',
+      stream: opts.stream,
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: opts.user ?? 'hi there' },
+      ],
+    }),
+    signal: opts.signal,
+  })
+
+t.test('the fake model answers, streams word by word, records every call', async (t) => {
+  const model = await startFakeModel(t)
+  const res = await chat(model.url)
+  t.equal(res.status, 200)
+  const body = (await res.json()) as { choices: { message: { content: string } }[] }
+  t.equal(body.choices[0]?.message.content, fakeReply('hi there'))
+  t.match(model.calls, [
+    { model: 'm', stream: false, system: 'be brief', user: 'hi there', authorization: 'Bearer sk-test' },
+  ])
+
+  const streamed = await (await chat(model.url, { stream: true })).text()
+  const deltas = streamed
+    .split('\n\n')
+    .filter((event) => event.startsWith('data: {'))
+    .map(
+      (event) =>
+        (JSON.parse(event.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta.content,
+    )
+  t.same(deltas, ['', 'You ', 'said: ', 'hi ', 'there', undefined], 'one chunk per word, then the finish')
+  t.ok(streamed.endsWith('data: [DONE]\n\n'))
+})
+
+t.test('the fake model fails, hangs, holds, and takes its replies and failures from the test', async (t) => {
+  const model = await startFakeModel(t, {
+    reply: (call) => `reply to ${call.user}`,
+    failure: (call) => (call.user.includes('please-fail') ? `cannot answer ${call.user}` : undefined),
+  })
+  const failed = await chat(model.url, { user: 'please-fail now' })
+  t.equal(failed.status, 500)
+  t.match(await failed.json(), { error: { message: 'cannot answer please-fail now' } })
+
+  model.mode = 'fail'
+  const broken = await chat(model.url)
+  t.equal(broken.status, 500)
+  t.match(await broken.json(), { error: { message: 'the fake model is broken' } })
+
+  model.mode = 'hang'
+  const abort = new AbortController()
+  const hanging = chat(model.url, { signal: abort.signal }).catch((error: Error) => error.name)
+  await waitFor(() => model.calls.length === 3, 'the hanging call')
+  abort.abort()
+  t.equal(await hanging, 'AbortError')
+  await waitFor(() => model.abandoned === 1, 'the call to be abandoned')
+
+  model.mode = 'ok'
+  model.hold()
+  let answered = false
+  const held = chat(model.url).then(async (res) => {
+    answered = true
+    return res.json() as Promise<{ choices: { message: { content: string } }[] }>
+  })
+  await waitFor(() => model.calls.length === 4, 'the held call')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.notOk(answered, 'no answer while held')
+  model.release()
+  t.equal((await held).choices[0]?.message.content, 'reply to hi there')
+})
