@@ -1,4 +1,5 @@
 import type { Message, MessageInput } from '@session-runtime/schemas'
+import { localMessage } from '../../src/engine/messages.js'
 import type {
   CompletionRequest,
   CompletionResult,
@@ -25,20 +26,10 @@ export class FakeMessageStore implements MessagePort {
     const existing = this.messages.find((message) => message.id === input.id)
     if (existing) return structuredClone(existing)
     const message: Message = {
-      id: input.id,
-      flow_id: input.flow_id,
-      session_id: input.session_id,
-      sender: input.sender,
-      sender_name: input.sender_name,
-      text: input.text,
+      ...localMessage(input),
+      // timestamps from a steady clock; properties only as sent
       timestamp: new Date(this.clock++).toISOString().replace('Z', '000Z'),
-      files: input.files ?? [],
-      error: input.error ?? false,
-      edit: input.edit ?? false,
       properties: input.properties ?? {},
-      category: input.category ?? 'message',
-      content_blocks: input.content_blocks ?? [],
-      context_id: input.context_id ?? '',
     }
     this.messages.push(message)
     return structuredClone(message)

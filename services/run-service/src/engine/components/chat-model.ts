@@ -1,9 +1,9 @@
-import type { ComponentContext, ComponentInputs, ComponentOutputs } from '../graph-model.js'
+import type { ComponentContext, ComponentDefinition, ComponentInputs, ComponentOutputs } from '../graph-model.js'
 import { plainMessage } from '../messages.js'
 import { type FlowValue, messageValue, toBool, toNumber, toText } from '../values.js'
 
 /** Fields every chat model has. */
-export const MODEL_FIELDS = ['input_value', 'system_message', 'temperature', 'stream', 'max_tokens', 'api_key'] as const
+const MODEL_FIELDS = ['input_value', 'system_message', 'temperature', 'stream', 'max_tokens', 'api_key'] as const
 
 /** What a model node sets itself; empty values are filled from the configured defaults. */
 export interface NodeModelSettings {
@@ -13,11 +13,32 @@ export interface NodeModelSettings {
 }
 
 /**
+ * A chat model component: the fields every chat model has plus its own `fields`, from which
+ * `settings` reads what the node sets itself; it runs one chat completion (completeChat).
+ */
+export function chatModelComponent(
+  type: string,
+  fields: readonly string[],
+  settings: (inputs: ComponentInputs) => NodeModelSettings,
+): ComponentDefinition {
+  return {
+    type,
+    inputs: [...MODEL_FIELDS, ...fields],
+    outputs: ['text_output'],
+    emitsMessages: false,
+    readsMessages: false,
+    mainInput: 'input_value',
+    streamsTokens: true,
+    run: (ctx, inputs) => completeChat(ctx, inputs, settings(inputs)),
+  }
+}
+
+/**
  * One chat completion through the model port. A non-empty node value wins over the defaults.
  * Streams (token events) when streaming is asked for (`stream` field or the run's `?stream=true`)
  * and the reply goes straight into a ChatOutput. Output `text_output` carries the model's session.
  */
-export async function completeChat(
+async function completeChat(
   ctx: ComponentContext,
   inputs: ComponentInputs,
   node: NodeModelSettings,
