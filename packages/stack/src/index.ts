@@ -7,7 +7,6 @@ export {
   dropTestSchemas,
   postgresVersion,
   probeBackends,
-  redisAnswers,
   redisVersion,
   testBackends,
   testStorageEnv,
@@ -15,14 +14,10 @@ export {
 } from './backends.js'
 export {
   childExecArgv,
-  endWithProcess,
-  hasExited,
-  keepOutput,
   type StopOptions,
   sleep,
   stopChild,
   type Teardown,
-  waitExit,
   waitFor,
 } from './child.js'
 export {
@@ -49,6 +44,5 @@ export {
   startProcessStack,
   startStack,
   TENANT_A,
-  TENANT_B,
 } from './process-stack.js'
 export { hasRedisServer, RedisServer, startRedisServer } from './redis-server.js'
