@@ -79,18 +79,22 @@ if (imported.status !== 201)
   throw new Error(`import Basic Prompting: ${imported.status} ${JSON.stringify(imported.body)}`)
 const PROMPTING_NAME = imported.body.name
 
-/** A 500-message session, made with the run API (bounded concurrency) while the browser starts. */
+/**
+ * A 500-message session, made with the run API while the browser starts: `long 0` alone first (so the
+ * conversation surely starts with it), then the rest with bounded concurrency.
+ */
 async function seedLongSession(): Promise<void> {
-  let next = 0
+  const runLong = async (i: number) => {
+    const res = await api(`/api/v1/run/${flowId}`, {
+      method: 'POST',
+      body: JSON.stringify({ input_value: `long ${i}`, session_id: LONG_SESSION }),
+    })
+    if (res.status !== 200) throw new Error(`seed run ${i}: ${res.status} ${JSON.stringify(res.body)}`)
+  }
+  await runLong(0)
+  let next = 1
   const worker = async () => {
-    while (next < LONG_RUNS) {
-      const i = next++
-      const res = await api(`/api/v1/run/${flowId}`, {
-        method: 'POST',
-        body: JSON.stringify({ input_value: `long ${i}`, session_id: LONG_SESSION }),
-      })
-      if (res.status !== 200) throw new Error(`seed run ${i}: ${res.status} ${JSON.stringify(res.body)}`)
-    }
+    while (next < LONG_RUNS) await runLong(next++)
   }
   await Promise.all(Array.from({ length: 4 }, worker))
 }
