@@ -8,17 +8,23 @@ import {
   REQUEST_ID_HEADER,
   TENANT_HEADER,
 } from '@session-runtime/schemas'
-import { type Dispatcher, interceptors, Pool } from 'undici'
+import { BalancedPool, type Dispatcher, interceptors } from 'undici'
+import { parseBaseUrls } from './base-urls.js'
 import {
   CLIENT_MESSAGE_STORE_BAD_RESPONSE,
   CLIENT_MESSAGE_STORE_HTTP_ERROR,
   MessageStoreError,
   MessageStoreUnavailableError,
 } from './errors.js'
+import { type RotationEvent, readyProbe, startUpstreamRotation, type UpstreamRotation } from './upstream-rotation.js'
 
 export interface MessageStoreClientOptions {
-  /** Base URL of the message-store, e.g. `http://message-store:8080` (a path prefix is kept). */
-  url: string
+  /**
+   * Base URL of the message-store, e.g. `http://message-store:8080` (a path prefix is kept); several
+   * instances: a list, or one string of comma-separated URLs (same path each). Requests are spread over the
+   * instances in rotation (undici BalancedPool); see `healthIntervalMs`.
+   */
+  url: string | readonly string[]
   /** Sent as `x-internal-token` on every request. */
   internalToken: string
   /** Milliseconds to establish a TCP (and TLS) connection. Default 2000. */
@@ -41,6 +47,14 @@ export interface MessageStoreClientOptions {
   retryMinDelay?: number
   /** Upper bound of one backoff delay, `Retry-After` included. Default 1000. */
   retryMaxDelay?: number
+  /**
+   * Several instances only: every this many milliseconds each instance's `GET /ready` is asked; one that
+   * does not answer 200 leaves the rotation (so does one a connection to fails, at once), and comes back
+   * when it answers 200 again. Default 1000.
+   */
+  healthIntervalMs?: number
+  /** Several instances only: told when an instance leaves or re-enters the rotation (for logs). */
+  onRotationChange?: (event: RotationEvent) => void
 }
 
 export interface CallOptions {
@@ -97,7 +111,9 @@ export interface MessageStoreClient {
    * when it answers 503 or can't be reached. Not retried: it reports the current state.
    */
   ready(options?: CallOptions): Promise<ReadyStatus>
-  /** Closes the keep-alive connections once in-flight calls have finished. */
+  /** The instances taking requests now (origins); with one instance, that one. */
+  instances(): string[]
+  /** Closes the keep-alive connections once in-flight calls have finished, and stops the health polls. */
   close(): Promise<void>
 }
 
@@ -109,13 +125,19 @@ const DEFAULTS = {
   maxRetries: 2,
   retryMinDelay: 100,
   retryMaxDelay: 1_000,
+  healthIntervalMs: 1_000,
 }
 
 /** Answers worth retrying: the store (or a proxy in front of it) is momentarily unavailable. */
 const RETRY_STATUS_CODES = [502, 503, 504]
 
-/** Network failures worth retrying; writes are idempotent, so a resent request is harmless. */
+/**
+ * Network failures worth retrying; writes are idempotent, so a resent request is harmless. With several
+ * instances, the failed one has left the rotation by then: the retry goes to another one.
+ */
 const RETRY_ERROR_CODES = [
+  // the instance's pool was closed as it left the rotation: nothing was sent
+  'UND_ERR_CLOSED',
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',
@@ -149,23 +171,35 @@ interface Answer {
 }
 
 export function createMessageStoreClient(options: MessageStoreClientOptions): MessageStoreClient {
-  const url = new URL(options.url)
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new TypeError(`message-store url must be http(s): ${options.url}`)
-  }
+  const urls = parseBaseUrls(
+    typeof options.url === 'string' ? options.url : options.url.join(','),
+    'message-store url',
+  ).map((entry) => new URL(entry))
   if (!options.internalToken) {
     throw new TypeError('message-store internalToken is required')
   }
   const settings = { ...DEFAULTS, ...withoutUndefined(options) }
-  const basePath = url.pathname.replace(/\/+$/, '')
+  const basePath = (urls[0] as URL).pathname.replace(/\/+$/, '')
+  const origins = urls.map((entry) => entry.origin)
 
-  const pool = new Pool(url.origin, {
+  // one keep-alive pool per instance (with one instance, a plain pool in effect)
+  const pool = new BalancedPool(origins, {
     connections: settings.connections,
     connectTimeout: settings.connectTimeout,
     headersTimeout: settings.headersTimeout,
     bodyTimeout: settings.bodyTimeout,
     keepAliveTimeout: settings.keepAliveTimeout,
   })
+  const rotation: UpstreamRotation | undefined =
+    origins.length > 1
+      ? startUpstreamRotation({
+          origins,
+          pool,
+          intervalMs: settings.healthIntervalMs,
+          probe: readyProbe(settings.connectTimeout, `${basePath}/ready`),
+          onChange: options.onRotationChange,
+        })
+      : undefined
   const retrying = pool.compose(
     interceptors.retry({
       maxRetries: settings.maxRetries,
@@ -325,9 +359,12 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
       throw answerError(answer, call)
     },
 
+    instances: () => rotation?.inRotation() ?? origins,
+
     async close() {
       if (closed) return
       closed = true
+      rotation?.close()
       await pool.close()
     },
   }

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { REQUEST_ID_HEADER } from '@session-runtime/schemas'
 import { errorEnvelope, frameworkErrors, validation } from '@session-runtime/service-kit'
 import Fastify, { type FastifyRequest, type RouteOptions } from 'fastify'
-import type { Config } from './config.js'
+import { type Config, instanceUrls } from './config.js'
 import { type ApiKeyEntry, withoutApiKeyParam } from './domain/api-keys.js'
 import type { Upstream } from './domain/upstreams.js'
 import { Errors } from './errors.js'
@@ -13,6 +13,7 @@ import metrics from './plugins/app/metrics.js'
 import cors from './plugins/external/cors.js'
 import helmet from './plugins/external/helmet.js'
 import swagger from './plugins/external/swagger.js'
+import upstreamPools from './plugins/external/upstream-pools.js'
 import docs from './routes/docs/index.js'
 import health from './routes/health/index.js'
 import playground from './routes/playground/index.js'
@@ -89,8 +90,14 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     printCreatedKey: options.printCreatedKey,
   })
 
-  const runService = { name: 'run-service', url: config.RUN_SERVICE_URL }
-  const messageStore = { name: 'message-store', url: config.MESSAGE_STORE_URL }
+  const runService = { name: 'run-service', urls: instanceUrls(config.RUN_SERVICE_URL) }
+  const messageStore = { name: 'message-store', urls: instanceUrls(config.MESSAGE_STORE_URL) }
+  // keep-alive connections to every instance of each service, spread over those in rotation
+  await app.register(upstreamPools, {
+    services: [runService, messageStore],
+    healthIntervalMs: config.UPSTREAM_HEALTH_INTERVAL_MS,
+    healthTimeoutMs: config.READY_TIMEOUT_MS,
+  })
   // each public prefix with the body limit its service applies there (413 at the edge above it)
   const limit = (serviceLimit: number) => Math.min(serviceLimit, config.GATEWAY_BODY_LIMIT_BYTES)
   const upstreams: Upstream[] = [
@@ -109,7 +116,16 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
   await app.register(proxy, {
     upstreams,
     internalToken: config.INTERNAL_TOKEN,
-    rateLimit: { max: config.RATE_LIMIT_MAX, windowMs: config.RATE_LIMIT_WINDOW_MS },
+    rateLimit: {
+      max: config.RATE_LIMIT_MAX,
+      windowMs: config.RATE_LIMIT_WINDOW_MS,
+      redis: {
+        url: config.REDIS_URL,
+        clusterNodes: config.REDIS_CLUSTER_NODES,
+        prefix: config.RATE_LIMIT_REDIS_PREFIX,
+        timeoutMs: config.RATE_LIMIT_REDIS_TIMEOUT_MS,
+      },
+    },
   })
 
   return app

@@ -24,7 +24,7 @@ t.test('fetched with the token, kept for the TTL, then fetched again', async (t)
   const down = await downstream(t)
   let clock = 1_000
   const cache = createDocumentCache({
-    sources: [{ name: 'svc', url: down.url, prefixes: ['/api/v1/x'] }],
+    sources: [{ name: 'svc', urls: [down.url], prefixes: ['/api/v1/x'] }],
     path: '/internal/openapi.json',
     tokenHeader: 'x-internal-token',
     internalToken: TOKEN,
@@ -54,7 +54,7 @@ t.test('a failure keeps the last good document and is retried on the next refres
   const down = await downstream(t)
   let clock = 0
   const cache = createDocumentCache({
-    sources: [{ name: 'svc', url: down.url, prefixes: ['/a'] }],
+    sources: [{ name: 'svc', urls: [down.url], prefixes: ['/a'] }],
     path: '/internal/openapi.json',
     tokenHeader: 'x-internal-token',
     internalToken: TOKEN,

@@ -41,7 +41,11 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   })
   await app.register(metrics)
   await app.register(database, databaseOptions(config))
-  await app.register(messageStore, { url: config.MESSAGE_STORE_URL, internalToken: config.INTERNAL_TOKEN })
+  await app.register(messageStore, {
+    url: config.MESSAGE_STORE_URL,
+    internalToken: config.INTERNAL_TOKEN,
+    healthIntervalMs: config.MESSAGE_STORE_HEALTH_INTERVAL_MS,
+  })
   await app.register(unconfirmedMessages, { intervalMs: config.UNCONFIRMED_SETTLE_INTERVAL_MS })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
   await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS, registry })

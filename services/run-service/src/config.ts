@@ -1,3 +1,4 @@
+import { parseBaseUrls } from '@session-runtime/clients'
 import { DatabaseSettings } from '@session-runtime/db'
 import { bodyLimitSetting, portSetting, ServiceSettings } from '@session-runtime/service-kit'
 import { type Static, Type } from '@sinclair/typebox'
@@ -8,8 +9,13 @@ export const ConfigSchema = Type.Object({
   ...ServiceSettings,
   ...DatabaseSettings,
   RUN_SERVICE_PORT: portSetting(7861),
-  /** Base URL of the message-store's internal API. */
+  /**
+   * Base URL of the message-store's internal API; several instances: comma-separated URLs, requests spread
+   * over those in rotation (docs/run-service.md, "Several instances").
+   */
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
+  /** With several MESSAGE_STORE_URL instances: how often each one's `GET /ready` is polled (rotation). */
+  MESSAGE_STORE_HEALTH_INTERVAL_MS: Type.Integer({ minimum: 50, default: 1000 }),
   /**
    * How often message writes of failed runs that were never confirmed (the message-store went away mid-write)
    * are settled as failed in the message-store, while any wait (docs/reliability.md).
@@ -53,5 +59,7 @@ export type Config = Static<typeof ConfigSchema>
 
 /** Reads and validates the environment once; throws a readable error naming the bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  parseBaseUrls(config.MESSAGE_STORE_URL, 'MESSAGE_STORE_URL')
+  return config
 }

@@ -2,8 +2,8 @@ import type { DownstreamPart, OpenApiDocument } from './merge.js'
 
 export interface DocumentSource {
   name: string
-  /** The downstream's base URL. */
-  url: string
+  /** The downstream's instances' base URLs: the document is fetched from the first that answers. */
+  urls: readonly string[]
   /** The public prefixes the gateway forwards to it. */
   prefixes: readonly string[]
 }
@@ -52,8 +52,15 @@ export function createDocumentCache(opts: DocumentCacheOptions) {
   const entries = new Map<string, Entry>(opts.sources.map((source) => [source.name, {}]))
 
   async function fetchOne(source: DocumentSource, entry: Entry) {
+    for (const url of source.urls) {
+      await fetchFrom(url, entry)
+      if (entry.error === undefined) return
+    }
+  }
+
+  async function fetchFrom(url: string, entry: Entry) {
     try {
-      const res = await fetch(new URL(opts.path, source.url), {
+      const res = await fetch(new URL(opts.path, url), {
         headers: { [opts.tokenHeader]: opts.internalToken, accept: 'application/json' },
         signal: AbortSignal.timeout(opts.timeoutMs),
       })

@@ -38,8 +38,8 @@ export const DOCS_CSP = [
 /** Group the proxied prefixes by downstream. */
 function sourcesOf(upstreams: readonly Upstream[]): DocumentSource[] {
   const byName = new Map<string, DocumentSource & { prefixes: string[] }>()
-  for (const { name, url, prefix } of upstreams) {
-    const source = byName.get(name) ?? { name, url, prefixes: [] }
+  for (const { name, urls, prefix } of upstreams) {
+    const source = byName.get(name) ?? { name, urls, prefixes: [] }
     source.prefixes.push(prefix)
     byName.set(name, source)
   }

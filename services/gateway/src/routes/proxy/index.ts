@@ -2,9 +2,10 @@ import type { Readable } from 'node:stream'
 import proxy from '@fastify/http-proxy'
 import { INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
-import { Agent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { API_KEY_HEADER, withoutApiKeyParam } from '../../domain/api-keys.js'
 import { brokenStreamMessage, guardEventStream } from '../../domain/event-stream-guard.js'
+import { failureCode, mayRetryElsewhere } from '../../domain/retry-policy.js'
 import type { Upstream } from '../../domain/upstreams.js'
 import { Errors } from '../../errors.js'
 import rateLimit, { type GatewayRateLimitOptions } from '../../plugins/external/rate-limit.js'
@@ -31,6 +32,18 @@ function upstreamError(name: string, error: FastifyError): FastifyError {
   if (error.statusCode === 503 || UNREACHABLE.has(cause)) return new Errors.UpstreamUnavailable(name)
   if (error.statusCode === 504) return new Errors.UpstreamTimeout(name)
   return new Errors.UpstreamFailed(name)
+}
+
+/**
+ * What @fastify/reply-from's `retryDelay` is given about a failed attempt (`req`: the forwarded request;
+ * `getDefaultDelay`: its own rule, which retries a GET answered 503).
+ */
+interface RetryContext {
+  err: Error | null
+  req: { method: string }
+  res: unknown
+  attempt: number
+  getDefaultDelay: (req: unknown, res: unknown, err: Error | null, attempt: number) => number | null
 }
 
 /** A body sent without a Content-Type is forwarded as bytes (RFC 9110 §8.3). */
@@ -96,6 +109,8 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
     delete out[API_KEY_HEADER]
     // hop-by-hop: they concern the caller's connection only (undici refuses to forward them: a 502)
     for (const name of HOP_BY_HOP) delete out[name]
+    // reply-from names the first instance; undici then names the instance the request goes to
+    delete out.host
     out[INTERNAL_TOKEN_HEADER] = opts.internalToken
     out[TENANT_HEADER] = request.tenant
     out[REQUEST_ID_HEADER] = request.id
@@ -103,16 +118,23 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
   }
 
   for (const upstream of opts.upstreams) {
-    // keep-alive connections to each downstream; closed with the app (reply-from leaves given pools open)
-    const pool = new Agent({ connections: 128, pipelining: 1, keepAliveTimeout: 30_000 })
-    app.addHook('onClose', async () => pool.destroy())
+    // keep-alive connections to the service's instances (plugins/external/upstream-pools, closed with the app)
+    const service = app.servicePools.get(upstream.name)
+    if (!service) throw new Error(`no pool for ${upstream.name}`)
+    // a request that failed before any response goes to another instance when that is safe
+    // (domain/retry-policy); at most once per other instance
+    const retryDelay = ({ err, req, res, attempt, getDefaultDelay }: RetryContext) =>
+      err && attempt < service.instances - 1 && mayRetryElsewhere(req.method, upstream.prefix, failureCode(err))
+        ? 1
+        : getDefaultDelay(req, res, err, attempt)
     await app.register(async (scope) => {
       bufferedBodies(scope, upstream.bodyLimit)
       await scope.register(proxy, {
-        upstream: upstream.url,
+        // the destination check and the forwarded URL's path; the pool picks the instance
+        upstream: upstream.urls[0] as string,
         prefix: upstream.prefix,
         rewritePrefix: upstream.prefix,
-        undici: cancellable(pool) as never,
+        undici: cancellable(service.pool) as never,
         // the body is read by bufferedBodies (below) and forwarded whole, as the bytes the caller sent
         proxyPayloads: false,
         handler: (request, reply, dest, options) =>
@@ -123,6 +145,7 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
               : options,
           ),
         replyOptions: {
+          retryDelay: retryDelay as never,
           rewriteRequestHeaders: rewriteRequestHeaders as never,
           // the caller's query string, without the key
           queryString: (_search, reqUrl) => {

@@ -1,4 +1,9 @@
-import { createMessageStoreClient, type MessageStoreClient } from '@session-runtime/clients'
+import {
+  createMessageStoreClient,
+  logRotationChanges,
+  type MessageStoreClient,
+  parseBaseUrls,
+} from '@session-runtime/clients'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 
@@ -9,9 +14,25 @@ declare module 'fastify' {
   }
 }
 
-/** The typed message-store client on a keep-alive pool; closed with the app. */
-async function messageStore(app: FastifyInstance, opts: { url: string; internalToken: string }) {
-  const client = createMessageStoreClient({ url: opts.url, internalToken: opts.internalToken })
+export interface MessageStoreOptions {
+  /** MESSAGE_STORE_URL: one base URL, or several comma-separated (one per instance). */
+  url: string
+  internalToken: string
+  /** Several instances: how often each one's `GET /ready` is polled. */
+  healthIntervalMs?: number
+}
+
+/**
+ * The typed message-store client on keep-alive pools, one per instance, requests spread over the instances
+ * in rotation (an instance leaving or re-entering it is logged); closed with the app.
+ */
+async function messageStore(app: FastifyInstance, opts: MessageStoreOptions) {
+  const client = createMessageStoreClient({
+    url: parseBaseUrls(opts.url, 'MESSAGE_STORE_URL'),
+    internalToken: opts.internalToken,
+    healthIntervalMs: opts.healthIntervalMs,
+    onRotationChange: logRotationChanges(app.log, 'message-store'),
+  })
   app.addHook('onClose', () => client.close())
   app.decorate('messageStore', client)
 }
