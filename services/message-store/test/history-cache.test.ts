@@ -994,10 +994,6 @@ t.test('the in-process cache is bounded by CACHE_MAX_BYTES with LRU eviction', a
   t.ok(cached <= capacity, `never more than ${capacity} sessions cached (${cached})`)
 })
 
-function escapeRegExp(s: string) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
 /** A small seeded PRNG, so a failing stress run can be replayed. */
 function mulberry32(seed: number) {
   let a = seed >>> 0
