@@ -38,16 +38,23 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>
 
 /**
- * Reads and validates the environment once; throws a readable error naming the bad variable. A `REDIS_*`
- * variable the store does not know (say `REDIS_CLUSTER` or `REDIS_SENTINELS`) is an error too: the operator
- * asked for a Redis setup the store would silently not use, leaving each instance on its own cache.
+ * Variables that ask for a Redis setup the store does not read: a cluster or sentinels by another name, or
+ * connection parts meant to go with a host. Kubernetes' own service variables (`REDIS_SERVICE_HOST`,
+ * `REDIS_PORT`, `REDIS_PORT_6379_TCP…`) are not among them: a cluster sets them for any service named redis.
+ */
+const UNSUPPORTED_REDIS = /^REDIS_(CLUSTER|SENTINEL|NODES|HOSTS?$|PASSWORD$|USERNAME$|USER$|DB$|TLS)/
+
+/**
+ * Reads and validates the environment once; throws a readable error naming the bad variable. A Redis setting
+ * the store does not know (say `REDIS_CLUSTER` or `REDIS_SENTINELS`) is an error too: the operator asked for a
+ * Redis the store would silently not use, leaving each instance on its own cache.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const known = new Set(Object.keys(ConfigSchema.properties))
-  const unknown = Object.keys(env).filter((name) => name.startsWith('REDIS_') && !known.has(name))
+  const unknown = Object.keys(env).filter((name) => UNSUPPORTED_REDIS.test(name) && !known.has(name))
   if (unknown.length > 0) {
     throw new Error(
-      `unknown Redis setting ${unknown.join(', ')}: the message-store reads REDIS_URL (one node) or REDIS_CLUSTER_NODES (a cluster), REDIS_KEY_PREFIX and REDIS_COMMAND_TIMEOUT_MS`,
+      `unsupported Redis setting ${unknown.join(', ')}: the message-store reads REDIS_URL (one node, credentials and TLS in the URL) or REDIS_CLUSTER_NODES (a cluster), REDIS_KEY_PREFIX and REDIS_COMMAND_TIMEOUT_MS`,
     )
   }
   const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
