@@ -70,6 +70,12 @@ const needs = [
     hint: 'no redis-server',
   },
   {
+    what: 'Redis Cluster harness test',
+    glob: 'packages/stack/test/redis-cluster.test.ts',
+    present: () => hasProgram('redis-server') && hasProgram('redis-cli'),
+    hint: 'no redis-server or redis-cli; apt-get install -y redis-server',
+  },
+  {
     what: 'Postgres restart tests',
     glob: 'tests/faults/postgres-restart*.test.ts',
     present: hasPostgresServer,

@@ -45,4 +45,13 @@ export {
   startStack,
   TENANT_A,
 } from './process-stack.js'
-export { hasRedisServer, RedisServer, startRedisServer } from './redis-server.js'
+export {
+  hasRedisCluster,
+  type RedisCluster,
+  type RedisClusterNode,
+  type RedisClusterOptions,
+  type RedisClusterRole,
+  startRedisCluster,
+} from './redis-cluster.js'
+export { hasRedisServer, RedisServer, type RedisServerOptions, startRedisServer } from './redis-server.js'
+export { startTcpRelay, type TcpRelay, type TcpRelayOptions } from './tcp-relay.js'

@@ -20,18 +20,32 @@ function killNow(proc: ChildProcess) {
   proc.kill('SIGKILL')
 }
 
+export interface RedisServerOptions {
+  /** A directory of its own (removed at the end), where it loads and saves dump.rdb. */
+  persistent?: boolean
+  /** This port instead of a free one. */
+  port?: number
+  /** More arguments of redis-server, after the harness's own. */
+  args?: readonly string[]
+}
+
 export class RedisServer {
   proc: ChildProcess | undefined
   private constructor(
     readonly port: number,
     /** With a directory, the server loads and saves dump.rdb there. */
     readonly dir?: string,
+    /** More arguments of redis-server (e.g. the cluster's settings). */
+    readonly args: readonly string[] = [],
   ) {}
 
-  /** A server on a free port, not started yet; killed (and its directory removed) when `t` ends. */
-  static async create(t: Teardown, opts: { persistent?: boolean } = {}): Promise<RedisServer> {
+  /**
+   * A server on a free port (or `port`), not started yet; killed (and its directory removed) when `t` ends.
+   * `args` are given to redis-server after the harness's own (port, bind, no persistence).
+   */
+  static async create(t: Teardown, opts: RedisServerOptions = {}): Promise<RedisServer> {
     const dir = opts.persistent ? await mkdtemp(join(tmpdir(), 'redis-server-')) : undefined
-    const server = new RedisServer(await freePort(), dir)
+    const server = new RedisServer(opts.port ?? (await freePort()), dir, opts.args)
     t.teardown(async () => {
       await server.kill()
       if (dir) await rm(dir, { recursive: true, force: true })
@@ -47,6 +61,7 @@ export class RedisServer {
   async start(timeoutMs = 10_000): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']
     if (this.dir) args.push('--dir', this.dir, '--dbfilename', 'dump.rdb')
+    args.push(...this.args)
     const proc = spawn('redis-server', args, { stdio: 'ignore' })
     this.proc = proc
     endWithProcess(proc, () => killNow(proc), { onSignals: true })
@@ -94,7 +109,7 @@ export class RedisServer {
 }
 
 /** `RedisServer.create`, started. */
-export async function startRedisServer(t: Teardown, opts: { persistent?: boolean } = {}): Promise<RedisServer> {
+export async function startRedisServer(t: Teardown, opts: RedisServerOptions = {}): Promise<RedisServer> {
   const server = await RedisServer.create(t, opts)
   await server.start()
   return server
