@@ -32,8 +32,8 @@ export interface Pair {
 /** Instances A and B on one new schema and one key prefix, each with its own environment overrides. */
 export async function pair(
   t: Test,
-  envA: Record<string, string>,
-  envB: Record<string, string>,
+  envA: Record<string, string | undefined>,
+  envB: Record<string, string | undefined>,
   cache: 'default' | 'memory' = 'default',
 ): Promise<Pair> {
   const schema = uniqueName('inst')
@@ -163,6 +163,7 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
+  flow_id: string
   reads: number
   stale: number
   /** Acknowledged message ids. */
@@ -178,7 +179,7 @@ export interface LoadResult {
  */
 export async function checkedLoad(t: Test, p: Pair, o: LoadOptions): Promise<LoadResult> {
   const flow_id = randomUUID()
-  const result: LoadResult = { reads: 0, stale: 0, acknowledged: [], failures: [] }
+  const result: LoadResult = { flow_id, reads: 0, stale: 0, acknowledged: [], failures: [] }
   let turnsDone = 0
   let fault: Promise<void> | undefined
   const worker = async (w: number) => {
