@@ -70,8 +70,8 @@ const needs = [
     hint: 'no redis-server',
   },
   {
-    what: 'Redis Cluster harness test',
-    glob: 'packages/stack/test/redis-cluster.test.ts',
+    what: 'Redis Cluster tests',
+    glob: '{packages/stack,services/message-store}/test/redis-cluster.test.ts',
     present: () => hasProgram('redis-server') && hasProgram('redis-cli'),
     hint: 'no redis-server or redis-cli; apt-get install -y redis-server',
   },

@@ -162,8 +162,8 @@ t.test('every service has a healthcheck', async (t) => {
   t.match(JSON.stringify(services.redis?.healthcheck), /redis-cli.*ping/, 'redis: redis-cli ping')
   t.match(
     JSON.stringify(services.redis?.command),
-    /"--maxmemory-policy","noeviction"/,
-    'redis never evicts (the history cache relies on it)',
+    /"--maxmemory-policy","allkeys-lru"/,
+    'redis evicts least recently used keys when full: a cache, safe under eviction (docs/message-store.md)',
   )
   for (const b of built) {
     const test = ((b.spec.healthcheck as Dict | undefined)?.test ?? []) as string[]

@@ -30,7 +30,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   /** Redis shared by every gateway for the rate-limit counters, e.g. redis://127.0.0.1:6379; empty: in-process. */
   REDIS_URL: Type.String({ default: '' }),
-  /** Redis Cluster instead (`host:port,host:port`, some of its nodes); wins over REDIS_URL. */
+  /** Redis Cluster instead (`host:port,host:port`, some of its nodes); not together with REDIS_URL. */
   REDIS_CLUSTER_NODES: Type.String({ default: '', pattern: '^$|^[^\\s,:]+:\\d+(\\s*,\\s*[^\\s,:]+:\\d+)*$' }),
   /** Prefix of the gateway's rate-limit keys in Redis. */
   RATE_LIMIT_REDIS_PREFIX: Type.String({ minLength: 1, default: 'gateway-rate-limit:' }),
@@ -51,6 +51,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
   parseBaseUrls(config.RUN_SERVICE_URL, 'RUN_SERVICE_URL')
   parseBaseUrls(config.MESSAGE_STORE_URL, 'MESSAGE_STORE_URL')
+  // The message-store reads the same two variables and refuses both together: one answer for one .env.
+  if (config.REDIS_URL && config.REDIS_CLUSTER_NODES) {
+    throw new Error('set REDIS_URL (one Redis node) or REDIS_CLUSTER_NODES (a Redis Cluster), not both')
+  }
   return config
 }
 

@@ -202,4 +202,7 @@ t.test('config: comma lists of URLs; a bad entry fails the start naming it', asy
   })
   t.throws(() => loadConfig({ ...base, REDIS_CLUSTER_NODES: 'redis://a:1' }), { message: /REDIS_CLUSTER_NODES/ })
   t.equal(loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000, b:7001' }).REDIS_CLUSTER_NODES, 'a:7000, b:7001')
+  t.throws(() => loadConfig({ ...base, REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'a:7000' }), {
+    message: /not both/,
+  })
 })

@@ -10,9 +10,12 @@ export const ConfigSchema = Type.Object({
   MESSAGE_STORE_PORT: portSetting(7862),
   /** Write statements in flight at once; writes arriving meanwhile are coalesced into the next one. */
   WRITE_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
-  /** Redis for hot histories; without it an in-process LRU is used. */
+  /** Redis for hot histories (one node); without it or REDIS_CLUSTER_NODES an in-process LRU is used. */
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
-  REDIS_KEY_PREFIX: Type.String({ default: 'msgstore:' }),
+  /** Seed nodes of a Redis Cluster, `host:port,host:port,…` (instead of REDIS_URL). */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:\\s]+:\\d{1,5}(,[^,:\\s]+:\\d{1,5})*$' })),
+  /** No braces: the session part of every key is a Redis Cluster hash tag. */
+  REDIS_KEY_PREFIX: Type.String({ default: 'msgstore:', pattern: '^[^{}]*$' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 250 }),
   CACHE_ENABLED: Type.Boolean({ default: true }),
   CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
@@ -34,7 +37,29 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>
 
-/** Reads and validates the environment once; throws a readable error naming the bad variable. */
+/**
+ * Variables that ask for a Redis setup the store does not read: a cluster or sentinels by another name, or
+ * connection parts meant to go with a host. Kubernetes' own service variables (`REDIS_SERVICE_HOST`,
+ * `REDIS_PORT`, `REDIS_PORT_6379_TCP…`) are not among them: a cluster sets them for any service named redis.
+ */
+const UNSUPPORTED_REDIS = /^REDIS_(CLUSTER|SENTINEL|NODES|HOSTS?$|PASSWORD$|USERNAME$|USER$|DB$|TLS)/
+
+/**
+ * Reads and validates the environment once; throws a readable error naming the bad variable. A Redis setting
+ * the store does not know (say `REDIS_CLUSTER` or `REDIS_SENTINELS`) is an error too: the operator asked for a
+ * Redis the store would silently not use, leaving each instance on its own cache.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  const known = new Set(Object.keys(ConfigSchema.properties))
+  const unknown = Object.keys(env).filter((name) => UNSUPPORTED_REDIS.test(name) && !known.has(name))
+  if (unknown.length > 0) {
+    throw new Error(
+      `unsupported Redis setting ${unknown.join(', ')}: the message-store reads REDIS_URL (one node, credentials and TLS in the URL) or REDIS_CLUSTER_NODES (a cluster), REDIS_KEY_PREFIX and REDIS_COMMAND_TIMEOUT_MS`,
+    )
+  }
+  const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  if (config.REDIS_URL && config.REDIS_CLUSTER_NODES) {
+    throw new Error('set REDIS_URL (one Redis node) or REDIS_CLUSTER_NODES (a Redis Cluster), not both')
+  }
+  return config
 }

@@ -36,7 +36,7 @@ const sharedApp = () => {
   shared ??= buildTestApp(t)
   return shared
 }
-const SERVICE_OPTS = { maxEntries: 200, maxMessageBytes: 16_384, ttlMs: 3_600_000 }
+const SERVICE_OPTS = { maxEntries: 200, maxMessageBytes: 16_384 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const texts = (list: { text: string }[]) => list.map((m) => m.text)
 /** Parses JSON text, as a string or as a Buffer (the cache may hand out either). */
@@ -72,7 +72,7 @@ function pausing(inner: HistoryBackend) {
   let pause: { reached: () => void; gate: Promise<void> } | undefined
   const backend: HistoryBackend = {
     ...inner,
-    async fill(key, version, flag, lastKey, entries, token) {
+    async fill(key, version, flag, lastKey, entries) {
       fills.push(version)
       const p = pause
       pause = undefined
@@ -80,7 +80,7 @@ function pausing(inner: HistoryBackend) {
         p.reached()
         await p.gate
       }
-      return inner.fill(key, version, flag, lastKey, entries, token)
+      return inner.fill(key, version, flag, lastKey, entries)
     },
   }
   return {
@@ -105,7 +105,6 @@ function naiveCacheAside(): HistoryBackend {
       const e = map.get(key)
       return e ? { ...e, entries: e.entries.slice(-count) } : null
     },
-    readToken: () => 0,
     async fill(key, version, flag, _lastKey, entries) {
       map.set(key, { version, flag, entries })
     },
@@ -213,14 +212,23 @@ t.test(
       await service.afterInsert(written.appends)
       pause.release()
       const racedResult = parse(await raced) as Msg[]
+      const held = await backend.get(historyKey(TENANT, flow_id, 's'), 100)
       const next = parse(await service.read(TENANT, query(flow_id, 's'))) as Msg[]
-      return { flow_id, racedResult, next, fills: p.fills, writtenVersion: written.appends[0]?.version ?? 0 }
+      return { flow_id, racedResult, held, next, fills: p.fills, writtenVersion: written.appends[0]?.version ?? 0 }
     }
 
-    t.test('control: a naive cache-aside serves the old state (the race is really exercised)', async (t) => {
-      const r = await writeRace(naiveCacheAside())
+    t.test('a naive cache-aside ends up holding the old state; the version check never serves it', async (t) => {
+      const naive = naiveCacheAside()
+      const r = await writeRace(naive)
       t.same(texts(r.racedResult), ['before'], 'the raced read had read Postgres before the write')
-      t.same(texts(r.next), ['before'], 'the naive cache serves the state from before the acknowledged write')
+      const held = r.held
+      t.same(
+        held?.entries.map((e) => parse(e).text),
+        ['before'],
+        'the race is really exercised: the cache holds the state from before the acknowledged write',
+      )
+      t.ok((held?.version ?? 0) < r.writtenVersion, 'labelled with the older version')
+      t.same(texts(r.next), ['before', 'after'], 'and the next read serves the write all the same')
     })
 
     t.test(`the ${cache.kind} backend never does`, async (t) => {
@@ -251,7 +259,12 @@ t.test(
       await seed(flow_id)
       const pause = p.pauseNextFill()
       const raced = service.read(TENANT, query(flow_id, session))
-      await within(pause.reached, 5000, 'the read missed and read Postgres')
+      // A session with no row yet is answered by the version lookup alone: nothing to fill, no race.
+      const filling = await within(
+        Promise.race([pause.reached.then(() => true), raced.then(() => false)]),
+        5000,
+        'the read missed and read Postgres',
+      )
       await mutate(flow_id)
       pause.release()
       const racedResult = parse(await raced) as Msg[]
@@ -263,7 +276,7 @@ t.test(
         (await postgresHistory(app, flow_id, session)).map((m) => m.id),
         'and both equal Postgres',
       )
-      return { flow_id, racedResult, after: first }
+      return { flow_id, racedResult, after: first, filling }
     }
 
     const two = (flow_id: string, session = 's') => [
@@ -278,6 +291,7 @@ t.test(
         (flow_id) => store(app, TENANT, [messageInput({ flow_id, session_id: 's', text: 'first ever' })]),
       )
       t.same(r.racedResult, [])
+      t.notOk(r.filling, 'the raced read found no session: it filled nothing')
       t.same(texts(r.after), ['first ever'])
     })
 
@@ -388,6 +402,7 @@ t.test(
         newName,
       )
       t.same(r.racedResult, [], 'the raced read saw the target empty')
+      t.notOk(r.filling, 'and filled nothing')
       t.same(texts(r.after), ['one', 'two'])
     })
   },
@@ -636,12 +651,16 @@ t.test('cache keys carry tenant and flow: the same session ID never shares an en
     const redis = (await redisKeys(app)).filter((k) => k.includes(flow1) || k.includes(flow2))
     t.equal(redis.length, 4, 'Redis holds four entries for these flows')
     for (const p of places) {
-      const mine = redis.filter((k) => k.includes(`:${encodeURIComponent(p.tenant)}:${p.flow_id}:`))
+      const mine = redis.filter((k) => k.includes(`{${encodeURIComponent(p.tenant)}:${p.flow_id}:`))
       t.equal(mine.length, 1, `one key for ${p.tenant} / ${p.flow_id}`)
-      t.match(mine[0], new RegExp(`^${escapeRegExp(app.keyPrefix)}h:\\d+:`), 'prefix, then the epoch')
+      t.equal(
+        mine[0],
+        `${app.keyPrefix}h:{${historyKey(p.tenant, p.flow_id, session)}}`,
+        'prefix, then tenant, flow and session as one hash tag',
+      )
     }
     for (const k of redis) {
-      t.notOk(k.endsWith(`h:${k.split(':')[2]}:${encodeURIComponent(session)}`), 'no key is the session ID alone')
+      t.notOk(k.endsWith(`h:{${encodeURIComponent(session)}}`), 'no key is the session ID alone')
     }
   }
 })
@@ -683,7 +702,7 @@ t.test('the chat pattern is served from the cache after the first fill', async (
   t.same(delta(app, fresh), { hits: 6, misses: 0 }, 'a new session is cached from its first message')
 })
 
-t.test('appends applied in the wrong order leave a tombstone, not a misordered history', async (t) => {
+t.test('appends applied in the wrong order drop the entry, never misorder it', async (t) => {
   const app = await sharedApp()
   const cache = app.historyCache as HistoryBackend
   const flow_id = randomUUID()
@@ -699,9 +718,7 @@ t.test('appends applied in the wrong order leave a tombstone, not a misordered h
   const cacheSteps = new HistoryService(app.db, cache, SERVICE_OPTS)
   await cacheSteps.afterInsert(b.appends)
   await cacheSteps.afterInsert(a.appends)
-  const entry = await cache.get(historyKey(TENANT, flow_id, 's'), 10)
-  t.equal(entry?.flag, 't', 'a tombstone')
-  t.equal(entry?.version, b.appends[0]?.version, "at B's version")
+  t.equal(await cache.get(historyKey(TENANT, flow_id, 's'), 10), null, 'dropped')
   t.same(texts(await history(app, TENANT, query(flow_id, 's'))), ['first', 'A', 'B'])
   const before = counters(app)
   t.same(texts(await history(app, TENANT, query(flow_id, 's'))), ['first', 'A', 'B'])
@@ -710,7 +727,7 @@ t.test('appends applied in the wrong order leave a tombstone, not a misordered h
 
 for (const cache of backends.redisUrl ? (['default', 'memory'] as const) : (['memory'] as const)) {
   t.test(
-    `${cache === 'memory' ? 'memory' : cacheKind} cache: a write whose messages sort before a concurrently committed one leaves a tombstone`,
+    `${cache === 'memory' ? 'memory' : cacheKind} cache: a write whose messages sort before a concurrently committed one drops the entry`,
     async (t) => {
       const app = await buildTestApp(t, { cache })
       const backend = app.historyCache as HistoryBackend
@@ -731,7 +748,7 @@ for (const cache of backends.redisUrl ? (['default', 'memory'] as const) : (['me
       const expected = ['first', 'slow A', 'B']
       if (storageKind === 'postgres') {
         t.ok((a?.timestamp as string) < (b?.timestamp as string), 'A sorts before B but committed after it')
-        t.equal((await backend.get(key, 10))?.flag, 't', "A's append found B's message last: a tombstone")
+        t.equal(await backend.get(key, 10), null, "A's append found B's message last: the entry is dropped")
       } else {
         t.comment('PGlite runs one statement at a time: the writes cannot interleave, only the result is checked')
         expected.splice(
@@ -911,7 +928,7 @@ t.test('entries are bounded: CACHE_MAX_MESSAGES per session, CACHE_MAX_MESSAGE_B
   const big = `big ${'y'.repeat(1100)}`
   await store(app, TENANT, [messageInput({ flow_id, session_id: 's', text: big })])
   names.push(big)
-  t.equal((await cache.get(key, 1000))?.flag, 't', 'a message over CACHE_MAX_MESSAGE_BYTES: tombstone, not appended')
+  t.equal(await cache.get(key, 1000), null, 'a message over CACHE_MAX_MESSAGE_BYTES: dropped, not appended')
   t.same(texts(await history(app, TENANT, query(flow_id, 's', { limit: 3 }))), names.slice(-3), 'read from Postgres')
   entry = await cache.get(key, 1000)
   t.equal(entry?.flag, 'p')
@@ -976,10 +993,6 @@ t.test('the in-process cache is bounded by CACHE_MAX_BYTES with LRU eviction', a
   for (let i = 0; i < capacity + 10; i++) if (await cache.get(historyKey(TENANT, flow_id, session(i)), 10)) cached++
   t.ok(cached <= capacity, `never more than ${capacity} sessions cached (${cached})`)
 })
-
-function escapeRegExp(s: string) {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
 
 /** A small seeded PRNG, so a failing stress run can be replayed. */
 function mulberry32(seed: number) {

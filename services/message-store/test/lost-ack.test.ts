@@ -34,7 +34,7 @@ t.test('a retried write whose first answer was lost is in the cached history', a
     },
   }
   const writer = new MessageRepository(lossy, app.historyCache, {
-    history: { maxEntries: 200, maxMessageBytes: 16_384, ttlMs: 3_600_000 },
+    history: { maxEntries: 200, maxMessageBytes: 16_384 },
     writer: { maxInFlight: 1, maxBatchMessages: 100 },
   })
   const m2 = messageInput({ flow_id, session_id: 's', text: 'm2' })

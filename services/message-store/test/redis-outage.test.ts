@@ -142,7 +142,7 @@ if (hasRedisServer()) {
       const server = await startRedisServer(t, { persistent: true })
       const app = await appOn(t, server)
       const { flow_id, ids } = await warm(t, app)
-      const key = `${app.keyPrefix}h:${await raw(server, (r) => r.get(`${app.keyPrefix}epoch`))}:${historyKey(TENANT, flow_id, 's')}`
+      const key = `${app.keyPrefix}h:{${historyKey(TENANT, flow_id, 's')}}`
       const snapshot = await raw(server, (r) => r.lrange(key, 0, -1))
       t.equal(snapshot.length, 3, 'Redis holds the header and both messages')
       await raw(server, (r) => r.save())
@@ -160,7 +160,11 @@ if (hasRedisServer()) {
       await server.start()
       t.same(await raw(server, (r) => r.lrange(key, 0, -1)), snapshot, 'the stale entry came back with the snapshot')
       await backAndConsistent(t, app, flow_id, ['m1', 'm2 edited', 'm3', 'm4'])
-      t.same(await raw(server, (r) => r.lrange(key, 0, -1)), snapshot, 'it is still there, under an old epoch')
+      const now = await raw(server, (r) => r.lrange(key, 0, -1))
+      t.ok(
+        Number(now[0]?.split('|')[0]) > Number(snapshot[0]?.split('|')[0]),
+        'the restored entry was never served, and is replaced by the current state',
+      )
     },
   )
 
@@ -168,7 +172,6 @@ if (hasRedisServer()) {
     const server = await startRedisServer(t, { persistent: true })
     const app = await appOn(t, server)
     const { flow_id, ids } = await warm(t, app)
-    const epoch = Number(await raw(server, (r) => r.get(`${app.keyPrefix}epoch`)))
     const exited = once(server.proc as ChildProcess, 'exit')
     await raw(server, (r) => r.call('SHUTDOWN', 'SAVE')).catch(() => {})
     await exited
@@ -180,11 +183,9 @@ if (hasRedisServer()) {
     t.same(await read(app, flow_id), ['m1 edited', 'm2', 'm3'])
 
     await server.start()
-    const key = `${app.keyPrefix}h:${epoch}:${historyKey(TENANT, flow_id, 's')}`
+    const key = `${app.keyPrefix}h:{${historyKey(TENANT, flow_id, 's')}}`
     t.equal((await raw(server, (r) => r.lrange(key, 0, -1))).length, 3, 'the old entry (m1, m2) is back in Redis')
     await backAndConsistent(t, app, flow_id, ['m1 edited', 'm2', 'm3'])
-    const now = Number(await raw(server, (r) => r.get(`${app.keyPrefix}epoch`)))
-    t.ok(now > epoch, `the epoch moved on (${epoch} -> ${now})`)
   })
 
   t.test('Redis slow (SIGSTOP): served from Postgres meanwhile; after SIGCONT no stale entry', async (t) => {
@@ -195,14 +196,14 @@ if (hasRedisServer()) {
     server.freeze()
     try {
       t.same(await read(app, flow_id), ['m1', 'm2'], 'a read while Redis hangs: after a command timeout, from Postgres')
-      t.equal(app.historyCache?.status(), 'down', 'the cache is no longer trusted')
+      t.equal(app.historyCache?.status(), 'down', 'the cache is skipped for a while')
       t.match(await ready(app), { statusCode: 200, status: 'ok', redis: 'down' })
       await store(app, TENANT, [messageInput({ flow_id, session_id: 's', text: 'm3' })])
       await edit(app, ids[0], { text: 'm1 edited' })
       t.same(await read(app, flow_id), ['m1 edited', 'm2', 'm3'])
       const started = Date.now()
       for (let i = 0; i < 5; i++) await read(app, flow_id)
-      t.ok(Date.now() - started < 1000, 'reads do not wait for the hung Redis once it is distrusted')
+      t.ok(Date.now() - started < 1000, 'reads do not wait for the hung Redis once it has timed out')
       await sleep(COMMAND_TIMEOUT_MS * 2)
     } finally {
       // Resumed whatever happened above: a stopped Redis would hang the cleanup.
@@ -227,6 +228,8 @@ if (hasRedisServer()) {
       schema: app.db.schema,
       async query(sql, params) {
         const result = await app.db.query(sql, params)
+        // Pauses the history read itself, not the version lookup sent with the cache read.
+        if (sql.startsWith('SELECT version FROM sessions')) return result as never
         const p = pause
         pause = undefined
         if (p) {
@@ -241,7 +244,6 @@ if (hasRedisServer()) {
     const reader = new HistoryService(db, app.historyCache as HistoryBackend, {
       maxEntries: 200,
       maxMessageBytes: 16_384,
-      ttlMs: 3_600_000,
     })
     await edit(app, ids[0], { text: 'm1 edited' })
     let reached!: () => void

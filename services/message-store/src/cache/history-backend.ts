@@ -1,37 +1,37 @@
 /**
- * Storage for hot session histories. Each operation is atomic per key; the rules
- * that keep the cache consistent with Postgres live in the operations themselves:
+ * Storage for hot session histories: a copy of a session's latest messages, labelled with the session
+ * `version` (from Postgres) it reflects. The cache is never the truth: a reader serves an entry only when its
+ * version equals the session's version read from Postgres in the same request (domain/history-service.ts).
+ * So nothing a backend loses, keeps too long or gets wrong can make a reader serve a stale history: an entry
+ * that was not updated (an instance cut off from Redis, an eviction, a Redis restarted with old data, a
+ * failover that lost the last writes) is at an older version and is not served. The rules below only keep the
+ * hit rate up:
  *
- * - an entry carries the session `version` it reflects; nothing replaces an entry
- *   with one of a lower version;
- * - a writer, after its commit, either appends to an entry that is exactly at the
- *   version before its write (and whose last message sorts before the new ones), or
- *   leaves a tombstone with its new version, so a reader that read Postgres before
- *   the write can never fill the cache with the older state;
- * - a reader fills only with a token taken before it read Postgres; the token is
- *   refused if anything happened meanwhile that could hide a tombstone (eviction,
- *   an outage of the cache).
+ * - nothing replaces an entry with one of a lower version (a slow fill does not undo a newer append);
+ * - a writer, after its commit, appends to an entry that is exactly at the version before its write (and
+ *   whose last message sorts before the new ones); any other entry of an older version is dropped.
+ *
+ * Each operation is atomic per key, and touches one key: a Redis Cluster runs it on the key's own slot.
  */
-export type HistoryFlag = 'c' | 'p' | 't'
+export type HistoryFlag = 'c' | 'p'
 
 export interface CachedHistory {
   version: number
-  /** c: entries are the whole history; p: the latest part of it; t: tombstone (no entries). */
+  /** c: entries are the whole history; p: the latest part of it. */
   flag: HistoryFlag
   /** Message JSON, oldest first (Buffers from Redis, spliced into responses undecoded). */
   entries: Array<string | Buffer>
 }
 
 export interface HistoryBackend {
-  readonly kind: 'redis' | 'memory'
-  /** `up`, or `down` while the cache is not trusted (reads and writes then go to Postgres only). */
+  /** What the cache is, as the start-up log and /ready name it. */
+  readonly kind: 'redis' | 'redis-cluster' | 'memory'
+  /** `down` after a failure, until the cache answers again: reads and writes then skip it. */
   status(): 'up' | 'down'
   /** The cached history of `key` (at most the `count` newest entries), or null. */
   get(key: string, count: number): Promise<CachedHistory | null>
-  /** A token to pass to `fill`, taken before reading Postgres. */
-  readToken(): number
-  /** Stores a history read from Postgres at `version`, unless a newer state is known. */
-  fill(key: string, version: number, flag: 'c' | 'p', lastKey: string, entries: string[], token: number): Promise<void>
+  /** Stores a history read from Postgres at `version`, unless a newer one is cached. */
+  fill(key: string, version: number, flag: HistoryFlag, lastKey: string, entries: string[]): Promise<void>
   /** Appends entries written at `version` (the session was at `prevVersion` before). */
   append(
     key: string,
@@ -41,7 +41,7 @@ export interface HistoryBackend {
     lastKey: string,
     entries: string[],
   ): Promise<void>
-  /** Marks the session changed at `version` (edit, delete, rename). */
+  /** Drops the entry if it is older than `version` (the session changed: edit, delete, rename, mark). */
   invalidate(key: string, version: number): Promise<void>
   close(): Promise<void>
 }

@@ -1,22 +1,24 @@
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import type { CachedHistory, HistoryBackend, HistoryBackendOptions, HistoryFlag } from './history-backend.js'
 
 export interface RedisBackendOptions extends HistoryBackendOptions {
-  url: string
+  /** One Redis node (`redis://…`), or … */
+  url?: string | undefined
+  /** … the seed nodes of a Redis Cluster (`host:port`). */
+  clusterNodes?: string[] | undefined
   /** Prefix of every key (lets services and test files share one Redis). */
   keyPrefix: string
-  /** A command slower than this counts as a failure: the cache is bypassed. */
+  /** A command slower than this counts as a failure: the cache is skipped for `retryMs`. */
   commandTimeoutMs: number
+  /** How long the cache is skipped after a failure before it is tried again. Default 1000. */
+  retryMs?: number
   onError?: (err: Error) => void
 }
 
-// Every script first checks the epoch: a mismatch answers {'E', epoch} and does nothing.
-// A history is one list: element 0 is the header "version|flag|lastKey", then the
-// message JSON strings, oldest first. One key per session, so header and messages
-// expire and are evicted together.
+// A history is one list: element 0 is the header "version|flag|lastKey", then the message JSON strings,
+// oldest first. One key per session (header and messages expire and are evicted together), and every script
+// touches that key only, so a Redis Cluster runs it on the key's slot.
 const PRELUDE = `
-local epoch = redis.call('GET', KEYS[1])
-if epoch ~= ARGV[1] then return {'E', epoch or ''} end
 local function header(key)
   local h = redis.call('LINDEX', key, 0)
   if not h then return nil end
@@ -36,233 +38,175 @@ local function store(key, version, flag, last, entries, max, ttl)
 end
 `
 
-// ARGV: epoch, version, flag, lastKey, max, ttl, entries...
+// ARGV: version, flag, lastKey, max, ttl, entries...
 const FILL = `${PRELUDE}
-local v = header(KEYS[2])
-if v and v > tonumber(ARGV[2]) then return {'S'} end
-store(KEYS[2], ARGV[2], ARGV[3], ARGV[4], {unpack(ARGV, 7)}, tonumber(ARGV[5]), ARGV[6])
-return {'OK'}`
+local v = header(KEYS[1])
+if v and v > tonumber(ARGV[1]) then return 0 end
+store(KEYS[1], ARGV[1], ARGV[2], ARGV[3], {unpack(ARGV, 6)}, tonumber(ARGV[4]), ARGV[5])
+return 1`
 
-// ARGV: epoch, prevVersion, version, firstKey, lastKey, max, ttl, entries...
+// ARGV: prevVersion, version, firstKey, lastKey, max, ttl, entries...
 const APPEND = `${PRELUDE}
-local prev, version = tonumber(ARGV[2]), tonumber(ARGV[3])
-local entries = {unpack(ARGV, 8)}
-local max, ttl = tonumber(ARGV[6]), ARGV[7]
-local v, flag, last = header(KEYS[2])
+local prev, version = tonumber(ARGV[1]), tonumber(ARGV[2])
+local entries = {unpack(ARGV, 7)}
+local max, ttl = tonumber(ARGV[5]), ARGV[6]
+local v, flag, last = header(KEYS[1])
 if v then
-  if v == prev and flag ~= 't' and (#entries == 0 or ARGV[4] > last) then
+  if v == prev and (#entries == 0 or ARGV[3] > last) then
     if #entries > 0 then
-      redis.call('RPUSH', KEYS[2], unpack(entries))
-      last = ARGV[5]
+      redis.call('RPUSH', KEYS[1], unpack(entries))
+      last = ARGV[4]
     end
-    local n = redis.call('LLEN', KEYS[2]) - 1
+    local n = redis.call('LLEN', KEYS[1]) - 1
     if n > max then
-      redis.call('LTRIM', KEYS[2], -max, -1)
-      redis.call('LPUSH', KEYS[2], version .. '|p|' .. last)
+      redis.call('LTRIM', KEYS[1], -max, -1)
+      redis.call('LPUSH', KEYS[1], version .. '|p|' .. last)
     else
-      redis.call('LSET', KEYS[2], 0, version .. '|' .. flag .. '|' .. last)
+      redis.call('LSET', KEYS[1], 0, version .. '|' .. flag .. '|' .. last)
     end
-    redis.call('PEXPIRE', KEYS[2], ttl)
-    return {'OK'}
+    redis.call('PEXPIRE', KEYS[1], ttl)
+    return 1
   end
-  if v >= version then return {'S'} end
+  if v < version then redis.call('DEL', KEYS[1]) end
+  return 0
 elseif prev == 0 then
-  store(KEYS[2], ARGV[3], 'c', ARGV[5], entries, max, ttl)
-  return {'OK'}
+  store(KEYS[1], ARGV[2], 'c', ARGV[4], entries, max, ttl)
+  return 1
 end
-store(KEYS[2], ARGV[3], 't', '', {}, max, ttl)
-return {'T'}`
+return 0`
 
-// ARGV: epoch, version, ttl
+// ARGV: version
 const INVALIDATE = `${PRELUDE}
-local v = header(KEYS[2])
-if v and v >= tonumber(ARGV[2]) then return {'S'} end
-store(KEYS[2], ARGV[2], 't', '', {}, 1, ARGV[3])
-return {'T'}`
+local v = header(KEYS[1])
+if v and v < tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
+return 0`
 
-type ScriptReply = string[]
+interface HistoryScripts {
+  historyFill(key: string, ...argv: (string | number)[]): Promise<number>
+  historyAppend(key: string, ...argv: (string | number)[]): Promise<number>
+  historyInvalidate(key: string, ...argv: (string | number)[]): Promise<number>
+}
+type Client = (Redis | Cluster) & HistoryScripts
 
-/** How long to wait before moving the epoch on again after that failed. */
-const RECOVER_RETRY_MS = 500
-
-interface ScriptedRedis extends Redis {
-  historyFill(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
-  historyAppend(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
-  historyInvalidate(epochKey: string, key: string, ...argv: (string | number)[]): Promise<ScriptReply>
+class CommandTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`history cache command took longer than ${ms} ms`)
+  }
 }
 
 /**
- * Hot histories in Redis. Keys are `<prefix>h:<epoch>:<key>`; the epoch moves on
- * after any failure or outage, which makes every entry written before it
- * unreachable: when Redis comes back, no stale entry is served. While the cache is
- * not trusted (`status() === 'down'`), reads miss and writes skip it.
+ * Hot histories in Redis, one node (`url`) or a Cluster (`clusterNodes`, ioredis's Cluster client: it follows
+ * MOVED/ASK redirections and failovers). Keys are `<prefix>h:{<tenant>:<flow>:<session>}`: the hash tag keeps a
+ * session on one slot. Correctness never depends on Redis (see history-backend.ts); a failure or a command
+ * slower than `commandTimeoutMs` only makes the store skip the cache for `retryMs`, reading Postgres meanwhile.
  */
 export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
-  const epochKey = `${opts.keyPrefix}epoch`
-  const redis = new Redis(opts.url, {
-    commandTimeout: opts.commandTimeoutMs,
+  const retryMs = opts.retryMs ?? 1000
+  const nodeOptions = {
     connectTimeout: Math.max(1000, opts.commandTimeoutMs),
-    enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    retryStrategy: (times) => Math.min(times * 100, 2000),
-    lazyConnect: true,
-  }) as ScriptedRedis
-  redis.defineCommand('historyFill', { numberOfKeys: 2, lua: FILL })
-  redis.defineCommand('historyAppend', { numberOfKeys: 2, lua: APPEND })
-  redis.defineCommand('historyInvalidate', { numberOfKeys: 2, lua: INVALIDATE })
-
-  let epoch = ''
-  let trusted = false
-  /** Changes whenever trust is lost or regained: fills read before a change are refused. */
-  let generation = 0
-  let recovering: Promise<void> | undefined
-  let retry: NodeJS.Timeout | undefined
-  let closed = false
-
-  const distrust = (err?: Error) => {
-    if (trusted) {
-      if (err) opts.onError?.(err)
-      generation++
-    }
-    trusted = false
-    if (!closed && redis.status === 'ready') void recover()
+    enableOfflineQueue: false,
   }
+  const cluster = opts.clusterNodes && opts.clusterNodes.length > 0
+  const client = (
+    cluster
+      ? new Cluster(
+          (opts.clusterNodes ?? []).map((node) => {
+            const at = node.lastIndexOf(':')
+            return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+          }),
+          {
+            enableOfflineQueue: false,
+            lazyConnect: true,
+            redisOptions: nodeOptions,
+            clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+            retryDelayOnFailover: 100,
+            retryDelayOnClusterDown: 100,
+            slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
+          },
+        )
+      : new Redis(opts.url ?? 'redis://127.0.0.1:6379', {
+          ...nodeOptions,
+          retryStrategy: (times) => Math.min(times * 100, 2000),
+          lazyConnect: true,
+        })
+  ) as Client
+  client.defineCommand('historyFill', { numberOfKeys: 1, lua: FILL })
+  client.defineCommand('historyAppend', { numberOfKeys: 1, lua: APPEND })
+  client.defineCommand('historyInvalidate', { numberOfKeys: 1, lua: INVALIDATE })
+  client.on('error', (err: Error) => failed(err))
+  client.on('close', () => failed(new Error('the connection to Redis closed')))
+  client.connect().catch(() => {})
 
-  // Moving the epoch on makes everything cached before the failure unreachable.
-  const recover = () => {
-    recovering ??= (async () => {
-      try {
-        epoch = String(await redis.incr(epochKey))
-        generation++
-        trusted = true
-      } catch (err) {
-        opts.onError?.(err as Error)
-        // A command timeout (Redis hung, e.g. SIGSTOP) leaves the connection up, so no
-        // 'ready' event will come: without trying again the cache would stay off for good.
-        retry ??= setTimeout(() => {
-          retry = undefined
-          if (!closed && !trusted && redis.status === 'ready') void recover()
-        }, RECOVER_RETRY_MS)
-        retry.unref()
-      } finally {
-        recovering = undefined
-      }
-    })()
-    return recovering
+  let skipUntil = 0
+  let reported = false
+  const failed = (err: Error) => {
+    skipUntil = Date.now() + retryMs
+    // One log line per outage, not one per failed command.
+    if (!reported) opts.onError?.(err)
+    reported = true
   }
+  const usable = () => client.status === 'ready' && Date.now() >= skipUntil
 
-  redis.on('ready', () => void recover())
-  redis.on('error', (err: Error) => distrust(err))
-  redis.on('close', () => distrust())
-  redis.connect().catch(() => {})
-
-  const k = (key: string) => `${opts.keyPrefix}h:${epoch}:${key}`
-
-  /**
-   * Another instance moved the epoch on: follow it. A lower or missing epoch means
-   * Redis lost or restored its data: move it on ourselves.
-   */
-  const epochMismatch = (current: string | null, started: number) => {
-    if (started !== generation) return
-    if (Number(current || 0) > Number(epoch)) {
-      epoch = String(current)
-      generation++
-    } else {
-      distrust()
-    }
-  }
-
-  /** Runs a script; an epoch mismatch or a failure is a miss for this call. */
-  const run = async (fn: () => Promise<ScriptReply>): Promise<ScriptReply | null> => {
-    if (!trusted) return null
-    const started = generation
+  /** Runs one cache operation within the command timeout; a failure is a miss (or a skipped update). */
+  const run = async <T>(op: () => Promise<T>): Promise<T | null> => {
+    if (!usable()) return null
+    let timer: NodeJS.Timeout | undefined
     try {
-      const reply = await fn()
-      if (reply[0] === 'E') {
-        epochMismatch(reply[1] ?? null, started)
-        return null
-      }
-      return reply
+      const result = await Promise.race([
+        op(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new CommandTimeoutError(opts.commandTimeoutMs)), opts.commandTimeoutMs)
+        }),
+      ])
+      reported = false
+      return result
     } catch (err) {
-      distrust(err as Error)
+      failed(err as Error)
       return null
+    } finally {
+      clearTimeout(timer)
     }
   }
+
+  const k = (key: string) => `${opts.keyPrefix}h:{${key}}`
 
   return {
-    kind: 'redis',
-    status: () => (trusted ? 'up' : 'down'),
-    // The hot path. One MULTI instead of a script (atomic all the same; Lua would
-    // copy every entry into a table and back), and the entries stay Buffers, to be
-    // spliced into the response without decoding (docs/benchmarks.md).
+    kind: cluster ? 'redis-cluster' : 'redis',
+    status: () => (usable() ? 'up' : 'down'),
+    // The hot path. One MULTI instead of a script (atomic all the same; Lua would copy every entry into a
+    // table and back), and the entries stay Buffers, to be spliced into the response without decoding.
     async get(key, count) {
-      if (!trusted) return null
-      const started = generation
       const hk = k(key)
-      let replies: [Error | null, unknown][] | null
-      try {
-        replies = await redis
-          .multi()
-          .get(epochKey)
-          .lindex(hk, 0)
-          .lrangeBuffer(hk, -count, -1)
-          .pexpire(hk, opts.ttlMs)
-          .exec()
-      } catch (err) {
-        distrust(err as Error)
-        return null
-      }
+      const replies = await run(() =>
+        client.multi().lindex(hk, 0).lrangeBuffer(hk, -count, -1).pexpire(hk, opts.ttlMs).exec(),
+      )
       if (!replies) return null
-      const failed = replies.find(([err]) => err)
-      if (failed) {
-        distrust(failed[0] as Error)
+      const error = replies.find(([err]) => err)?.[0]
+      if (error) {
+        failed(error)
         return null
       }
-      const current = replies[0]?.[1] as string | null
-      if (current !== epoch) {
-        epochMismatch(current, started)
-        return null
-      }
-      const match = /^(\d+)\|([cpt])\|/.exec((replies[1]?.[1] as string | null) ?? '')
+      const match = /^(\d+)\|([cp])\|/.exec((replies[0]?.[1] as string | null) ?? '')
       if (!match) return null
-      const entries = replies[2]?.[1] as Buffer[]
+      const entries = replies[1]?.[1] as Buffer[]
       // A list shorter than `count` + 1 comes back with its header, the one element not starting with '{'.
       if (entries.length > 0 && entries[0]?.[0] !== 0x7b) entries.shift()
       return { version: Number(match[1]), flag: match[2] as HistoryFlag, entries } satisfies CachedHistory
     },
-    readToken: () => (trusted ? generation : -1),
-    async fill(key, version, flag, lastKey, entries, token) {
-      if (token !== generation) return
-      await run(() =>
-        redis.historyFill(epochKey, k(key), epoch, version, flag, lastKey, opts.maxEntries, opts.ttlMs, ...entries),
-      )
+    async fill(key, version, flag, lastKey, entries) {
+      await run(() => client.historyFill(k(key), version, flag, lastKey, opts.maxEntries, opts.ttlMs, ...entries))
     },
     async append(key, prevVersion, version, firstKey, lastKey, entries) {
-      if (!trusted) return
       await run(() =>
-        redis.historyAppend(
-          epochKey,
-          k(key),
-          epoch,
-          prevVersion,
-          version,
-          firstKey,
-          lastKey,
-          opts.maxEntries,
-          opts.ttlMs,
-          ...entries,
-        ),
+        client.historyAppend(k(key), prevVersion, version, firstKey, lastKey, opts.maxEntries, opts.ttlMs, ...entries),
       )
     },
     async invalidate(key, version) {
-      if (!trusted) return
-      await run(() => redis.historyInvalidate(epochKey, k(key), epoch, version, opts.ttlMs))
+      await run(() => client.historyInvalidate(k(key), version))
     },
     async close() {
-      closed = true
-      trusted = false
-      clearTimeout(retry)
-      redis.disconnect()
+      client.disconnect()
     },
   }
 }

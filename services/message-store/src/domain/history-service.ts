@@ -2,15 +2,13 @@ import type { Database } from '@session-runtime/db'
 import type { HistoryQuery } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../cache/history-backend.js'
 import type { HistoryEntry, SessionAppend, SessionChange } from './repository/changes.js'
-import { readHistory, readHistoryJson } from './repository/history-reads.js'
+import { readHistory, readHistoryJson, readVersion } from './repository/history-reads.js'
 
 export interface HistoryServiceOptions {
   /** Most messages cached per session (and fetched from Postgres to fill the cache). */
   maxEntries: number
   /** A message whose JSON is longer than this is never cached (keeps entries bounded). */
   maxMessageBytes: number
-  /** Entry expiry; a fill whose Postgres read took longer than half of it is dropped. */
-  ttlMs: number
   onError?: (err: Error, op: string) => void
 }
 
@@ -20,9 +18,11 @@ export function historyKey(tenant: string, flowId: string, sessionId: string): s
 }
 
 /**
- * Session histories with a read-through cache that never serves a state older
- * than an acknowledged write: reads fill the cache with the version they read,
- * writes append or leave a tombstone after they commit (see cache/history-backend.ts).
+ * Session histories with a read-through cache that never serves a state older than an acknowledged change,
+ * whichever instance acknowledged it and whatever happened to the cache: every read looks up the session's
+ * version in Postgres (a primary-key read, sent together with the cache read) and serves the cached copy only
+ * when it is at exactly that version. Postgres holds the truth; the cache saves reading and building the
+ * messages. Writers keep the cache warm by appending after they commit (see cache/history-backend.ts).
  */
 export class HistoryService {
   hits = 0
@@ -41,8 +41,16 @@ export class HistoryService {
     const key = historyKey(tenant, q.flow_id, q.session_id)
     const cache = this.cache?.status() === 'up' ? this.cache : undefined
     if (cache) {
-      const cached = await cache.get(key, filtered ? this.opts.maxEntries : q.limit).catch(() => null)
-      if (cached && cached.flag !== 't') {
+      const [version, cached] = await Promise.all([
+        readVersion(this.db, tenant, q.flow_id, q.session_id),
+        cache.get(key, filtered ? this.opts.maxEntries : q.limit).catch(() => null),
+      ])
+      if (version === 0) {
+        // No such session: nothing to read, nothing to cache (counted as a miss: the database answered).
+        this.misses++
+        return '[]'
+      }
+      if (cached && cached.version === version) {
         let entries = cached.entries
         if (filtered) entries = entries.filter((json) => matches(JSON.parse(json.toString()), filter))
         if (entries.length >= q.limit || cached.flag === 'c') {
@@ -55,14 +63,10 @@ export class HistoryService {
     if (!cache || filtered) {
       return readHistoryJson(this.db, tenant, q.flow_id, q.session_id, q.limit, q.order, filter)
     }
-    const token = cache.readToken()
-    const started = Date.now()
     const fetch = Math.max(q.limit, this.opts.maxEntries)
     const snapshot = await readHistory(this.db, tenant, q.flow_id, q.session_id, fetch + 1)
     const newestFirst = snapshot.entries.slice(0, fetch)
-    if (Date.now() - started < this.opts.ttlMs / 2) {
-      await this.fill(cache, key, snapshot.version, newestFirst, snapshot.entries.length <= fetch, token)
-    }
+    await this.fill(cache, key, snapshot.version, newestFirst, snapshot.entries.length <= fetch)
     return toArray(
       newestFirst
         .slice(0, q.limit)
@@ -78,7 +82,6 @@ export class HistoryService {
     version: number,
     newestFirst: HistoryEntry[],
     complete: boolean,
-    token: number,
   ) {
     // Cache the newest run of messages that are all small enough.
     const kept: HistoryEntry[] = []
@@ -92,7 +95,7 @@ export class HistoryService {
     kept.reverse()
     const json = kept.map((e) => e.json)
     await cache
-      .fill(key, version, complete ? 'c' : 'p', kept.at(-1)?.sortKey ?? '', json, token)
+      .fill(key, version, complete ? 'c' : 'p', kept.at(-1)?.sortKey ?? '', json)
       .catch((err) => this.opts.onError?.(err, 'fill'))
   }
 
@@ -116,7 +119,7 @@ export class HistoryService {
     ).catch((err) => this.opts.onError?.(err, 'append'))
   }
 
-  /** After a committed edit, delete or rename: the cached states are out of date. */
+  /** After a committed edit, delete, rename or mark: cached states older than it are dropped (saves memory). */
   async afterChange(tenant: string, changes: SessionChange[]): Promise<void> {
     const cache = this.cache
     if (!cache) return

@@ -27,6 +27,8 @@ export interface TestAppOptions {
   cache?: 'default' | 'memory' | 'none'
   /** Reuse this schema (two apps on one database). */
   schema?: string
+  /** Reuse this Redis key prefix (two apps on one cache). */
+  keyPrefix?: string
 }
 
 export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string; keyPrefix: string }
@@ -38,7 +40,7 @@ export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string; k
  */
 export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
   const schema = opts.schema ?? uniqueName('t')
-  const keyPrefix = `${uniqueName('test')}:`
+  const keyPrefix = opts.keyPrefix ?? `${uniqueName('test')}:`
   const cache = opts.cache ?? 'default'
   const env: Record<string, string | undefined> = {
     ...testStorageEnv(schema, INTERNAL_TOKEN),

@@ -10,6 +10,18 @@ export interface HistorySnapshot {
   entries: HistoryEntry[]
 }
 
+/**
+ * The session's current version (0: no such session). A cached history is served only when it is at this
+ * version: one primary-key lookup that makes the cache safe whatever happened to it (history-backend.ts).
+ */
+export async function readVersion(db: Queryable, tenant: string, flowId: string, sessionId: string): Promise<number> {
+  const { rows } = await db.query<{ version: string }>(
+    'SELECT version FROM sessions WHERE tenant_id = $1 AND flow_id = $2 AND session_id = $3',
+    [tenant, flowId, sessionId],
+  )
+  return Number(rows[0]?.version ?? 0)
+}
+
 /** For filling the cache: the newest `limit` messages with their sort keys, and the session's version. */
 export async function readHistory(
   db: Queryable,

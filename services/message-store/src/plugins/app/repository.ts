@@ -19,7 +19,6 @@ async function repository(app: FastifyInstance, { config }: { config: Config }) 
       history: {
         maxEntries: config.CACHE_MAX_MESSAGES,
         maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
-        ttlMs: config.CACHE_TTL_SECONDS * 1000,
         onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
       },
       writer: { maxInFlight: config.WRITE_CONCURRENCY, maxBatchMessages: BATCH_MAX },
