@@ -121,3 +121,30 @@ t.test('in one coalesced statement, bad writes are retried alone and only they f
   t.equal(app.repository.stats().statements - before, 14)
   t.equal((await history(app, 'tenant-a', { flow_id, session_id: 'ok', limit: 100 })).length, 10)
 })
+
+t.test('in one coalesced statement, a new id named by two tenants is the first one’s', async (t) => {
+  const app = await buildTestApp(t, { env: { WRITE_CONCURRENCY: '1' } })
+  const flow_id = randomUUID()
+  const shared = messageInput({ flow_id, session_id: 'shared', text: 'mine' })
+  const before = app.repository.stats().statements
+  const settled = await Promise.allSettled([
+    app.repository.write('tenant-a', [messageInput({ flow_id, session_id: 'first' })]),
+    app.repository.write('tenant-a', [shared]),
+    app.repository.write('intruder', [{ ...shared, text: 'theirs' }]),
+  ])
+  t.equal(app.repository.stats().statements - before, 2, 'the second and third writes shared one statement')
+  const [, mine, theirs] = settled
+  t.equal(mine?.status, 'fulfilled')
+  t.match((mine as PromiseFulfilledResult<Array<{ created: boolean }>>).value, [{ id: shared.id, created: true }])
+  t.equal(theirs?.status, 'rejected')
+  t.match((theirs as PromiseRejectedResult).reason.message, /another owner/)
+  t.same(
+    (await history(app, 'tenant-a', { flow_id, session_id: 'shared', limit: 10 })).map((m) => m.text),
+    ['mine'],
+  )
+  t.same(
+    await history(app, 'intruder', { flow_id, session_id: 'shared', limit: 10 }),
+    [],
+    'the refused write stored nothing',
+  )
+})

@@ -79,7 +79,8 @@ export async function seedExampleFlows(
     for (const example of examples) {
       const { rows } = await tx.query(
         `INSERT INTO flows (id, tenant_id, name, description, endpoint_name, data)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+         SELECT $1::uuid, $2, $3, $4, $5, $6::jsonb
+         WHERE NOT EXISTS (SELECT 1 FROM flows WHERE id = $1::uuid)
          ON CONFLICT DO NOTHING
          RETURNING id`,
         [

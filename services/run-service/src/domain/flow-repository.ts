@@ -46,7 +46,9 @@ const COLUMNS = `id::text AS id, name, description, endpoint_name, data,
 
 /**
  * Stores a new flow. The given ID is kept unless any flow (of any tenant) has it;
- * then the flow gets a new one and `originalId` says which it asked for.
+ * then the flow gets a new one and `originalId` says which it asked for. The key is
+ * (tenant_id, id); whether the ID is taken is looked up by id alone (index `flows_id`,
+ * migrations/004), the one lookup here not scoped by tenant (docs/scaling.md).
  */
 export async function createFlow(
   db: Queryable,
@@ -59,8 +61,9 @@ export async function createFlow(
     const { rows } = await withConflicts(input.endpoint_name, () =>
       db.query<Flow>(
         `INSERT INTO flows (id, tenant_id, name, description, endpoint_name, data)
-         VALUES ($1, $2, $3, $4, $5, $6::jsonb)
-         ON CONFLICT (id) DO NOTHING
+         SELECT $1::uuid, $2, $3, $4, $5, $6::jsonb
+         WHERE NOT EXISTS (SELECT 1 FROM flows WHERE id = $1::uuid)
+         ON CONFLICT (tenant_id, id) DO NOTHING
          RETURNING ${COLUMNS}`,
         [id, tenant, input.name, input.description, input.endpoint_name, data],
       ),

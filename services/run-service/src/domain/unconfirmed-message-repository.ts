@@ -15,6 +15,8 @@ export function unconfirmedMessageRepository(db: Queryable): UnconfirmedOutbox {
       )
     },
 
+    // The settler's sweep of the whole outbox, every tenant's entries oldest first: the one query of the
+    // run-service not scoped by tenant, on purpose (sharded, it reads every shard; docs/scaling.md).
     async oldest(limit) {
       const { rows } = await db.query<{ tenant_id: string; message: string }>(
         'SELECT tenant_id, message FROM unconfirmed_messages ORDER BY recorded_at, tenant_id, id LIMIT $1',

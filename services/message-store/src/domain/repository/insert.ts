@@ -53,8 +53,11 @@ ins AS (
     coalesce(files, '[]'), coalesce(error, false), coalesce(edit, false), coalesce(properties, '{}'),
     coalesce(category, CASE WHEN coalesce(error, false) THEN 'error' ELSE 'message' END),
     coalesce(content_blocks, '[]'), coalesce(context_id, '')
-  FROM input ORDER BY ord
-  ON CONFLICT (id) DO NOTHING
+  FROM input i
+  -- An id belongs to the tenant that stored it first: not stored again for another (that caller gets a 409).
+  WHERE NOT EXISTS (SELECT 1 FROM messages o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id)
+  ORDER BY ord
+  ON CONFLICT (tenant_id, id) DO NOTHING
   RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
 ),
 agg AS (
@@ -97,9 +100,22 @@ interface InsertRow {
  * Stores the messages of one or more requests in one statement; idempotent on
  * `id`: a replayed id is not stored again and answers with the stored message. A
  * request naming an id that another tenant owns is refused (the others are not).
+ * The key is (tenant_id, id); ownership is looked up by id alone (index `messages_id`,
+ * migrations/003), the one lookup that is not scoped by tenant (docs/scaling.md).
  */
 export async function insertMessages(db: Database, requests: WriteRequest[]): Promise<InsertResult> {
-  const rowsIn = requests.flatMap((r) => r.inputs.map((input) => ({ ...input, tenant_id: r.tenant })))
+  // An id that two tenants name in one statement is the first one's: the other's rows are left out here
+  // (the statement's ownership check sees stored rows only), so that request is refused like a later one.
+  const owners = new Map<string, string>()
+  const owned = (tenant: string, id: string) => {
+    const key = id.toLowerCase()
+    const owner = owners.get(key)
+    if (owner === undefined) owners.set(key, tenant)
+    return (owner ?? tenant) === tenant
+  }
+  const rowsIn = requests.flatMap((r) =>
+    r.inputs.filter((input) => owned(r.tenant, input.id)).map((input) => ({ ...input, tenant_id: r.tenant })),
+  )
   const { rows } = await withRetry(() => db.query<InsertRow>(INSERT_SQL, [JSON.stringify(rowsIn)]))
   const created = new Map<string, InsertRow>()
   const appends = new Map<string, SessionAppend>()

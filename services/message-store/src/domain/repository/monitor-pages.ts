@@ -61,7 +61,7 @@ export async function listMessages(db: Queryable, tenant: string, q: MessagesQue
      FROM (
        SELECT m.id FROM messages m WHERE ${where.join(' AND ')}
        ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}
-     ) page JOIN messages m ON m.id = page.id
+     ) page JOIN messages m ON m.tenant_id = $1 AND m.id = page.id
      ORDER BY ${order}`,
     params,
   )
