@@ -8,9 +8,9 @@ export interface RedisBackendOptions extends HistoryBackendOptions {
   clusterNodes?: string[] | undefined
   /** Prefix of every key (lets services and test files share one Redis). */
   keyPrefix: string
-  /** A command slower than this counts as a failure: the cache is skipped for `retryMs`. */
+  /** A command slower than this counts as a failure: the cache is skipped until Redis answers a PING again. */
   commandTimeoutMs: number
-  /** How long the cache is skipped after a failure before it is tried again. Default 1000. */
+  /** How often a cache that failed is probed (PING) while it is skipped. Default 200. */
   retryMs?: number
   onError?: (err: Error) => void
 }
@@ -98,10 +98,11 @@ class CommandTimeoutError extends Error {
  * Hot histories in Redis, one node (`url`) or a Cluster (`clusterNodes`, ioredis's Cluster client: it follows
  * MOVED/ASK redirections and failovers). Keys are `<prefix>h:{<tenant>:<flow>:<session>}`: the hash tag keeps a
  * session on one slot. Correctness never depends on Redis (see history-backend.ts); a failure or a command
- * slower than `commandTimeoutMs` only makes the store skip the cache for `retryMs`, reading Postgres meanwhile.
+ * slower than `commandTimeoutMs` only makes the store skip the cache, reading Postgres, until a PING (every
+ * `retryMs`) is answered in time: no request waits on a Redis that is down or frozen.
  */
 export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
-  const retryMs = opts.retryMs ?? 1000
+  const retryMs = opts.retryMs ?? 200
   const nodeOptions = {
     connectTimeout: Math.max(1000, opts.commandTimeoutMs),
     maxRetriesPerRequest: 0,
@@ -138,34 +139,51 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
   client.on('close', () => failed(new Error('the connection to Redis closed')))
   client.connect().catch(() => {})
 
-  let skipUntil = 0
-  let reported = false
+  let down = false
+  let closed = false
+  let probe: NodeJS.Timeout | undefined
   const failed = (err: Error) => {
-    skipUntil = Date.now() + retryMs
     // One log line per outage, not one per failed command.
-    if (!reported) opts.onError?.(err)
-    reported = true
+    if (!down) opts.onError?.(err)
+    down = true
+    probe ??= setTimeout(recover, retryMs).unref()
   }
-  const usable = () => client.status === 'ready' && Date.now() >= skipUntil
+  const recover = async () => {
+    try {
+      if (client.status === 'ready') {
+        await withTimeout(client.ping())
+        down = false
+      }
+    } catch {
+      // still down: probed again below
+    }
+    probe = undefined
+    if (down && !closed) probe = setTimeout(recover, retryMs).unref()
+  }
+  const usable = () => client.status === 'ready' && !down
 
-  /** Runs one cache operation within the command timeout; a failure is a miss (or a skipped update). */
-  const run = async <T>(op: () => Promise<T>): Promise<T | null> => {
-    if (!usable()) return null
+  const withTimeout = async <T>(op: Promise<T>): Promise<T> => {
     let timer: NodeJS.Timeout | undefined
     try {
-      const result = await Promise.race([
-        op(),
+      return await Promise.race([
+        op,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new CommandTimeoutError(opts.commandTimeoutMs)), opts.commandTimeoutMs)
         }),
       ])
-      reported = false
-      return result
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Runs one cache operation within the command timeout; a failure is a miss (or a skipped update). */
+  const run = async <T>(op: () => Promise<T>): Promise<T | null> => {
+    if (!usable()) return null
+    try {
+      return await withTimeout(op())
     } catch (err) {
       failed(err as Error)
       return null
-    } finally {
-      clearTimeout(timer)
     }
   }
 
@@ -206,6 +224,8 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
       await run(() => client.historyInvalidate(k(key), version))
     },
     async close() {
+      closed = true
+      clearTimeout(probe)
       client.disconnect()
     },
   }
