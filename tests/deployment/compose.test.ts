@@ -1,6 +1,8 @@
 // Checks docker-compose.yml and the Dockerfile against the code: the services they name exist, the
 // variables they set are ones the services read (and .env.example documents), the ports agree with
 // the defaults in each config.ts, and the stack only starts a service once what it needs is healthy.
+// The message-store and the run-service run as two instances each (`message-store-1`, `message-store-2`, …:
+// one definition shared through a YAML anchor), listed in their callers' comma-separated URLs.
 // No Docker engine is needed: the files are read as files.
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -14,7 +16,9 @@ const read = (path: string) => readFileSync(join(root, path), 'utf8')
 type Dict = Record<string, unknown>
 const isDict = (v: unknown): v is Dict => typeof v === 'object' && v !== null && !Array.isArray(v)
 
-const compose = parse(read('docker-compose.yml')) as Dict
+const composeText = read('docker-compose.yml')
+// merge keys (`<<: *anchor`) as compose reads them
+const compose = parse(composeText, { merge: true }) as Dict
 const services = (isDict(compose.services) ? compose.services : {}) as Record<string, Dict>
 const dockerfile = read('Dockerfile')
 const envExample = new Set(
@@ -59,6 +63,13 @@ const built = Object.entries(services)
     env: pairs(spec.environment),
   }))
 
+/** How many instances of each service compose runs. */
+const INSTANCES: Record<string, number> = { 'message-store': 2, 'run-service': 2, gateway: 1 }
+/** The compose services that run `service` (its instances). */
+const instancesOf = (service: string) => built.filter((b) => b.service === service)
+/** A URL variable's entries: one base URL or a comma-separated list, one per instance. */
+const entries = (value: string) => withDefaults(value).split(',')
+
 /** The port variable a service reads: message-store -> MESSAGE_STORE_PORT. */
 const portVar = (service: string) => `${service.toUpperCase().replace(/-/g, '_')}_PORT`
 const configPath = (service: string) => `services/${service}/src/config.ts`
@@ -73,8 +84,31 @@ async function settingsOf(service: string): Promise<Record<string, { default?: u
 }
 
 t.test('compose builds message-store, run-service and gateway from the Dockerfile', async (t) => {
-  t.same(built.map((b) => b.name).sort(), ['gateway', 'message-store', 'run-service'])
-  for (const b of built) t.equal(b.service, b.name, `${b.name}: build arg SERVICE names the service it runs`)
+  t.same(built.map((b) => b.name).sort(), [
+    'gateway',
+    'message-store-1',
+    'message-store-2',
+    'run-service-1',
+    'run-service-2',
+  ])
+  for (const b of built) {
+    t.equal(b.service, b.name.replace(/-\d+$/, ''), `${b.name}: build arg SERVICE names the service it runs`)
+  }
+})
+
+t.test('two instances each of the message-store and the run-service, from one definition', async (t) => {
+  for (const [service, count] of Object.entries(INSTANCES)) {
+    const instances = instancesOf(service)
+    t.equal(instances.length, count, `${service}: ${count} instance(s)`)
+    if (count < 2) continue
+    const [first, ...others] = instances
+    for (const other of others) t.same(other.spec, first?.spec, `${other.name}: the same definition as ${first?.name}`)
+    // one anchor, so that a change reaches every instance (not copies that drift apart)
+    t.match(composeText, new RegExp(`^x-${service}: &${service}$`, 'm'), `${service}: defined once as x-${service}`)
+    for (const b of instances) {
+      t.match(composeText, new RegExp(`^  ${b.name}: \\*${service}$`, 'm'), `${b.name}: is *${service}`)
+    }
+  }
 })
 
 t.test('every SERVICE build arg is a workspace service', async (t) => {
@@ -118,27 +152,47 @@ t.test('the ports in compose are the defaults of each config.ts', async (t) => {
 })
 
 t.test('the service URLs point at the right compose service and port', async (t) => {
-  const byService = new Map(built.map((b) => [b.service, b]))
+  const serviceNames = [...new Set(built.map((b) => b.service))]
   let urls = 0
   for (const b of built) {
     for (const [key, value] of Object.entries(b.env)) {
       const target = /^([A-Z_]+)_URL$/.exec(key)?.[1]
-      const service = target && [...byService.keys()].find((s) => portVar(s) === `${target}_PORT`)
+      const service = target && serviceNames.find((s) => portVar(s) === `${target}_PORT`)
       if (!service) continue
       urls++
-      const url = new URL(withDefaults(value))
-      t.equal(url.hostname, service, `${b.name}: ${key} names the compose service ${service}`)
-      t.equal(url.port, portOf(byService.get(service) as (typeof built)[number]), `${b.name}: ${key} uses its port`)
+      const instances = instancesOf(service)
+      const hosts = entries(value).map((entry) => {
+        const url = new URL(entry)
+        const instance = instances.find((i) => i.name === url.hostname)
+        t.ok(instance, `${b.name}: ${key} entry ${entry} names an instance of ${service}`)
+        if (instance) t.equal(url.port, portOf(instance), `${b.name}: ${key} entry ${entry} uses its port`)
+        t.equal(url.pathname, '/', `${b.name}: ${key} entry ${entry} is a base URL`)
+        return url.hostname
+      })
+      t.same(
+        [...hosts].sort(),
+        instances.map((i) => i.name).sort(),
+        `${b.name}: ${key} lists every instance of ${service} once`,
+      )
     }
   }
-  t.ok(urls >= 3, 'MESSAGE_STORE_URL (run-service, gateway) and RUN_SERVICE_URL (gateway) are checked')
+  t.equal(
+    urls,
+    4,
+    'MESSAGE_STORE_URL (run-service-1, run-service-2, gateway) and RUN_SERVICE_URL (gateway) are checked',
+  )
   for (const b of built) {
     const database = b.env.DATABASE_URL
     if (database) t.equal(new URL(withDefaults(database)).hostname, 'postgres', `${b.name}: DATABASE_URL -> postgres`)
     const redis = b.env.REDIS_URL
     if (redis) t.equal(new URL(withDefaults(redis)).hostname, 'redis', `${b.name}: REDIS_URL -> redis`)
   }
-  t.ok(byService.get('message-store')?.env.REDIS_URL, 'the message-store gets REDIS_URL')
+  for (const b of instancesOf('message-store')) t.ok(b.env.REDIS_URL, `${b.name}: gets REDIS_URL (one cache shared)`)
+  t.equal(
+    new Set(built.filter((b) => b.service !== 'gateway').map((b) => b.env.DATABASE_URL)).size,
+    1,
+    'every instance of both services uses the one Postgres',
+  )
 })
 
 t.test('every service shares one INTERNAL_TOKEN and listens on all interfaces', async (t) => {
@@ -151,7 +205,7 @@ t.test('every service shares one INTERNAL_TOKEN and listens on all interfaces', 
 })
 
 t.test('every service has a healthcheck', async (t) => {
-  t.ok(Object.keys(services).length >= 5, 'postgres, redis and the three services')
+  t.ok(Object.keys(services).length >= 7, 'postgres, redis and the five service instances')
   for (const [name, spec] of Object.entries(services)) {
     const check = isDict(spec.healthcheck) ? spec.healthcheck : {}
     const test = Array.isArray(check.test) ? check.test.map(String) : [String(check.test ?? '')]
@@ -199,7 +253,7 @@ t.test('depends_on waits for healthy services', async (t) => {
   for (const b of built) {
     const wants = Object.entries(b.env)
       .filter(([key]) => key.endsWith('_URL'))
-      .map(([, value]) => new URL(withDefaults(value)).hostname)
+      .flatMap(([, value]) => entries(value).map((entry) => new URL(entry).hostname))
       .filter((host) => services[host])
     const deps = isDict(b.spec.depends_on) ? Object.keys(b.spec.depends_on) : []
     for (const host of wants) t.ok(deps.includes(host), `${b.name}: depends_on ${host}`)

@@ -41,7 +41,8 @@ export async function cpuSnapshot(): Promise<Snapshot | undefined> {
 export function cpuDelta(a: Snapshot, b: Snapshot) {
   const used = (match: (pid: number, comm: string) => boolean) => {
     let sum = 0
-    for (const [pid, [comm, ticks]] of b.procs) if (match(pid, comm)) sum += ticks - (a.procs.get(pid)?.[1] ?? ticks)
+    // a process that started since counts all its ticks (a Postgres backend opened during the run)
+    for (const [pid, [comm, ticks]] of b.procs) if (match(pid, comm)) sum += ticks - (a.procs.get(pid)?.[1] ?? 0)
     return sum
   }
   const toCores = (jiffies: number) => (jiffies / (b.total - a.total)) * os.availableParallelism()

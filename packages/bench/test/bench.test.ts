@@ -55,3 +55,31 @@ t.test('CPU accounting from /proc (Linux, as the benchmarks)', async (t) => {
   )
   t.ok(Number.isFinite(toCores(1)) || b.total === a.total)
 })
+
+t.test('CPU accounting counts processes that ran in both snapshots and those started since', async (t) => {
+  const a = { busy: 100, total: 400, procs: new Map([[1, ['node', 50, 5] as [string, number, number]]]) }
+  const b = {
+    busy: 300,
+    total: 800,
+    procs: new Map([
+      [1, ['node', 80, 6] as [string, number, number]],
+      [2, ['postgres', 40, 4] as [string, number, number]],
+    ]),
+  }
+  const { used, toCores } = cpuDelta(a, b)
+  t.equal(
+    used((pid) => pid === 1),
+    30,
+    'ticks since the first snapshot',
+  )
+  t.equal(
+    used((_, comm) => comm === 'postgres'),
+    40,
+    'a process started since: all its ticks',
+  )
+  t.equal(
+    used(() => true),
+    70,
+  )
+  t.ok(toCores(400) > 0)
+})
