@@ -76,6 +76,12 @@ const needs = [
     hint: 'no redis-server or redis-cli; apt-get install -y redis-server',
   },
   {
+    what: 'scale-out test',
+    glob: 'tests/scale/**',
+    present: () => postgres && hasProgram('redis-server') && hasProgram('redis-cli'),
+    hint: 'needs a reachable Postgres, redis-server and redis-cli; apt-get install -y redis-server',
+  },
+  {
     what: 'Postgres restart tests',
     glob: 'tests/faults/postgres-restart*.test.ts',
     present: hasPostgresServer,

@@ -44,6 +44,7 @@ export {
   startProcessStack,
   startStack,
   TENANT_A,
+  TENANT_B,
 } from './process-stack.js'
 export {
   hasRedisCluster,

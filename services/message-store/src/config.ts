@@ -3,6 +3,9 @@ import { bodyLimitSetting, portSetting, ServiceSettings } from '@session-runtime
 import { type Static, Type } from '@sinclair/typebox'
 import { envSchema } from 'env-schema'
 
+/** One entry of REDIS_CLUSTER_NAT_MAP: `host:port=host:port`. */
+const NAT_ENTRY = '[^,:=\\s]+:\\d{1,5}=[^,:=\\s]+:\\d{1,5}'
+
 /** Every setting of the message-store, from environment variables only (see .env.example). */
 export const ConfigSchema = Type.Object({
   ...ServiceSettings,
@@ -14,6 +17,11 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
   /** Seed nodes of a Redis Cluster, `host:port,host:port,…` (instead of REDIS_URL). */
   REDIS_CLUSTER_NODES: Type.Optional(Type.String({ pattern: '^[^,:\\s]+:\\d{1,5}(,[^,:\\s]+:\\d{1,5})*$' })),
+  /**
+   * Addresses of cluster nodes as the store must reach them, when they differ from what the nodes announce
+   * (NAT, Docker port mapping, a proxy): `announced=reachable,…`, each `host:port` (ioredis's `natMap`).
+   */
+  REDIS_CLUSTER_NAT_MAP: Type.Optional(Type.String({ pattern: `^${NAT_ENTRY}(,${NAT_ENTRY})*$` })),
   /** No braces: the session part of every key is a Redis Cluster hash tag. */
   REDIS_KEY_PREFIX: Type.String({ default: 'msgstore:', pattern: '^[^{}]*$' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 10, default: 250 }),
@@ -37,6 +45,21 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>
 
+/** REDIS_CLUSTER_NAT_MAP as ioredis's `natMap`: announced `host:port` → the address to connect to. */
+export function clusterNatMap(setting: string | undefined): Record<string, { host: string; port: number }> | undefined {
+  if (!setting) return undefined
+  const hostPort = (address: string) => {
+    const at = address.lastIndexOf(':')
+    return { host: address.slice(0, at), port: Number(address.slice(at + 1)) }
+  }
+  return Object.fromEntries(
+    setting.split(',').map((entry) => {
+      const [announced, reachable] = entry.split('=') as [string, string]
+      return [announced, hostPort(reachable)]
+    }),
+  )
+}
+
 /**
  * Variables that ask for a Redis setup the store does not read: a cluster or sentinels by another name, or
  * connection parts meant to go with a host. Kubernetes' own service variables (`REDIS_SERVICE_HOST`,
@@ -54,12 +77,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const unknown = Object.keys(env).filter((name) => UNSUPPORTED_REDIS.test(name) && !known.has(name))
   if (unknown.length > 0) {
     throw new Error(
-      `unsupported Redis setting ${unknown.join(', ')}: the message-store reads REDIS_URL (one node, credentials and TLS in the URL) or REDIS_CLUSTER_NODES (a cluster), REDIS_KEY_PREFIX and REDIS_COMMAND_TIMEOUT_MS`,
+      `unsupported Redis setting ${unknown.join(', ')}: the message-store reads REDIS_URL (one node, credentials and TLS in the URL) or REDIS_CLUSTER_NODES (a cluster, with REDIS_CLUSTER_NAT_MAP), REDIS_KEY_PREFIX and REDIS_COMMAND_TIMEOUT_MS`,
     )
   }
   const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
   if (config.REDIS_URL && config.REDIS_CLUSTER_NODES) {
     throw new Error('set REDIS_URL (one Redis node) or REDIS_CLUSTER_NODES (a Redis Cluster), not both')
+  }
+  if (config.REDIS_CLUSTER_NAT_MAP && !config.REDIS_CLUSTER_NODES) {
+    throw new Error('REDIS_CLUSTER_NAT_MAP maps the nodes of a Redis Cluster: it needs REDIS_CLUSTER_NODES')
   }
   return config
 }

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import { testStorageEnv } from '@session-runtime/stack'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
-import { loadConfig } from '../src/config.js'
+import { clusterNatMap, loadConfig } from '../src/config.js'
 import { backends, dropSchema, INTERNAL_TOKEN, uniqueName } from './helpers/app.js'
 
 const base = { INTERNAL_TOKEN } as NodeJS.ProcessEnv
@@ -26,11 +26,33 @@ t.test('Redis settings the store does not understand stop it at start', async (t
   )
   t.throws(() => loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000,b' }), /REDIS_CLUSTER_NODES/, 'a node with no port')
   t.throws(() => loadConfig({ ...base, REDIS_KEY_PREFIX: 'app{1}:' }), /REDIS_KEY_PREFIX/, 'braces in the prefix')
+  t.throws(
+    () => loadConfig({ ...base, REDIS_CLUSTER_NAT_MAP: '10.0.0.1:7000=r1:17000' }),
+    /REDIS_CLUSTER_NAT_MAP .* needs REDIS_CLUSTER_NODES/,
+    'a NAT map without a cluster',
+  )
+  for (const bad of ['10.0.0.1:7000', '10.0.0.1:7000=r1', 'a:1=b:2,', 'a:1=b:2=c:3']) {
+    t.throws(
+      () => loadConfig({ ...base, REDIS_CLUSTER_NODES: 'r1:7000', REDIS_CLUSTER_NAT_MAP: bad }),
+      /REDIS_CLUSTER_NAT_MAP/,
+      `NAT map ${bad}`,
+    )
+  }
 })
 
 t.test('the Redis setups it understands', async (t) => {
   t.equal(loadConfig({ ...base, REDIS_CLUSTER_NODES: 'r1:7000,r2:7001' }).REDIS_CLUSTER_NODES, 'r1:7000,r2:7001')
   t.equal(loadConfig({ ...base, REDIS_URL: 'redis://r:6379' }).REDIS_URL, 'redis://r:6379')
+  const nat = loadConfig({
+    ...base,
+    REDIS_CLUSTER_NODES: 'r1:17000',
+    REDIS_CLUSTER_NAT_MAP: '10.0.0.1:7000=r1:17000,10.0.0.2:7000=r2:17000',
+  }).REDIS_CLUSTER_NAT_MAP
+  t.same(clusterNatMap(nat), {
+    '10.0.0.1:7000': { host: 'r1', port: 17000 },
+    '10.0.0.2:7000': { host: 'r2', port: 17000 },
+  })
+  t.equal(clusterNatMap(undefined), undefined)
   // Kubernetes sets these for any service named redis: not a request for another setup.
   const k8s = { REDIS_SERVICE_HOST: '10.0.0.1', REDIS_SERVICE_PORT: '6379', REDIS_PORT: 'tcp://10.0.0.1:6379' }
   t.equal(loadConfig({ ...base, ...k8s }).REDIS_URL, undefined)

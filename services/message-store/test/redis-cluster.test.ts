@@ -2,9 +2,9 @@
 // two instances with REDIS_CLUSTER_NODES run the cross-instance consistency suite, then a checked write+read
 // load during which one master is killed: 0 acknowledged messages lost, 0 stale reads, every request answered
 // (through Postgres while the dead master's slots have none), and the cache used again after the failover.
-import { hasRedisCluster, startRedisCluster } from '@session-runtime/stack'
+import { hasRedisCluster, startRedisCluster, startTcpRelay, waitFor } from '@session-runtime/stack'
 import t from 'tap'
-import { backends, history } from './helpers/app.js'
+import { backends, buildTestApp, history, messageInput, store } from './helpers/app.js'
 import { checkedLoad, everyChange, pair, storedOnce, TENANT, waitUp } from './helpers/instances.js'
 
 if (!backends.postgresUrl || !hasRedisCluster()) {
@@ -58,5 +58,62 @@ if (!backends.postgresUrl || !hasRedisCluster()) {
       }
       t.equal(served, sessions.length, `every session served from the cluster again (${Date.now() - started} ms)`)
     })
+  })
+
+  t.test('every node reached through REDIS_CLUSTER_NAT_MAP (a relay per node), then cut off', async (t) => {
+    const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1, t })
+    const relays = await Promise.all(cluster.nodes.map((node) => startTcpRelay(node.port, { t })))
+    const via = relays.map((relay) => `127.0.0.1:${relay.port}`)
+    const app = await buildTestApp(t, {
+      env: {
+        REDIS_URL: undefined,
+        REDIS_CLUSTER_NODES: via.join(','),
+        REDIS_CLUSTER_NAT_MAP: cluster.nodes.map((node, i) => `127.0.0.1:${node.port}=${via[i]}`).join(','),
+        REDIS_COMMAND_TIMEOUT_MS: '250',
+      },
+    })
+    const ready = async () => (await app.inject({ method: 'GET', url: '/ready' })).json()
+    await waitFor(() => app.repository.cacheState().status === 'up', 'the cache up', 10_000, 20)
+    t.match(await ready(), { status: 'ok', redis: 'up', cache: 'redis-cluster' }, '/ready reports the cluster')
+    const q = { flow_id: '8b7c0e8e-0c8e-4a55-9d1f-6f5c1c2f3a10', session_id: 'nat' }
+    await store(app, TENANT, [messageInput({ ...q, text: 'one' })])
+    await history(app, TENANT, q)
+    const hits = app.repository.stats().hits
+    t.same(
+      (await history(app, TENANT, q)).map((m) => m.text),
+      ['one'],
+    )
+    t.ok(app.repository.stats().hits > hits, 'served from the cluster, through the relays')
+    // the client learns the masters from the cluster (their own ports) and reaches each through its relay:
+    // sessions enough to have keys on every master
+    for (let i = 0; i < 24; i++) {
+      const other = { ...q, session_id: `nat-${i}` }
+      await store(app, TENANT, [messageInput({ ...other, text: 'x' })])
+      await history(app, TENANT, other)
+    }
+    const masters = new Set(cluster.masters().map((node) => node.port))
+    t.ok(
+      relays.every((relay, i) => !masters.has(cluster.nodes[i]?.port as number) || relay.connections > 0),
+      'every master is connected to through its relay',
+    )
+
+    for (const relay of relays) relay.cut()
+    await store(app, TENANT, [messageInput({ ...q, text: 'two' })])
+    t.same(
+      (await history(app, TENANT, q)).map((m) => m.text),
+      ['one', 'two'],
+      'cut off: read from Postgres',
+    )
+    // down only if no connection reaches a node around the relays (the announced addresses are mapped)
+    await waitFor(() => app.repository.cacheState().status === 'down', 'the cache down', 10_000, 20)
+    t.match(await ready(), { status: 'ok', redis: 'down' }, 'still ready, Redis reported down')
+
+    for (const relay of relays) relay.restore()
+    await waitFor(() => app.repository.cacheState().status === 'up', 'the cache up again', 15_000, 20)
+    t.same(
+      (await history(app, TENANT, q)).map((m) => m.text),
+      ['one', 'two'],
+      'nothing stale after the cut',
+    )
   })
 }

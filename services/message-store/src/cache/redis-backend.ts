@@ -6,6 +6,8 @@ export interface RedisBackendOptions extends HistoryBackendOptions {
   url?: string | undefined
   /** … the seed nodes of a Redis Cluster (`host:port`). */
   clusterNodes?: string[] | undefined
+  /** Where to reach cluster nodes whose announced `host:port` is not reachable as is (ioredis's `natMap`). */
+  natMap?: Record<string, { host: string; port: number }> | undefined
   /** Prefix of every key (lets services and test files share one Redis). */
   keyPrefix: string
   /** A command slower than this counts as a failure: the cache is skipped until Redis answers a PING again. */
@@ -124,6 +126,7 @@ export function createRedisBackend(opts: RedisBackendOptions): HistoryBackend {
             retryDelayOnFailover: 100,
             retryDelayOnClusterDown: 100,
             slotsRefreshTimeout: Math.max(1000, opts.commandTimeoutMs),
+            natMap: opts.natMap,
           },
         )
       : new Redis(opts.url ?? 'redis://127.0.0.1:6379', {

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { HistoryBackend } from '../../cache/history-backend.js'
 import { createMemoryBackend } from '../../cache/memory-backend.js'
 import { createRedisBackend } from '../../cache/redis-backend.js'
-import type { Config } from '../../config.js'
+import { type Config, clusterNatMap } from '../../config.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,7 +15,10 @@ declare module 'fastify' {
 /** Names the cache in the start-up log line (no credentials). */
 function describe(config: Config): string {
   if (!config.CACHE_ENABLED) return 'disabled'
-  if (config.REDIS_CLUSTER_NODES) return `Redis Cluster (seeds ${config.REDIS_CLUSTER_NODES})`
+  if (config.REDIS_CLUSTER_NODES) {
+    const nat = config.REDIS_CLUSTER_NAT_MAP ? `, NAT map ${config.REDIS_CLUSTER_NAT_MAP}` : ''
+    return `Redis Cluster (seeds ${config.REDIS_CLUSTER_NODES}${nat})`
+  }
   if (config.REDIS_URL) {
     const url = new URL(config.REDIS_URL)
     return `Redis at ${url.host}`
@@ -37,6 +40,7 @@ async function history(app: FastifyInstance, { config }: { config: Config }) {
         ? createRedisBackend({
             url: config.REDIS_URL,
             clusterNodes: config.REDIS_CLUSTER_NODES?.split(','),
+            natMap: clusterNatMap(config.REDIS_CLUSTER_NAT_MAP),
             keyPrefix: config.REDIS_KEY_PREFIX,
             commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
             maxEntries: config.CACHE_MAX_MESSAGES,

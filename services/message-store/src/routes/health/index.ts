@@ -6,7 +6,7 @@ const Ready = Type.Object({
   postgres: Type.Union([Type.Literal('up'), Type.Literal('down')]),
   database: Type.String({ description: 'postgres or pglite' }),
   redis: Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('disabled')]),
-  cache: Type.String({ description: 'redis, memory or disabled' }),
+  cache: Type.String({ description: 'redis, redis-cluster, memory or disabled' }),
 })
 
 /** Liveness and readiness. Ready needs Postgres; Redis is reported, not required. */
@@ -25,7 +25,7 @@ const health: FastifyPluginAsyncTypebox = async (app) => {
       status: postgres === 'up' ? ('ok' as const) : ('unavailable' as const),
       postgres,
       database: app.db.kind,
-      redis: cache.kind === 'redis' ? cache.status : ('disabled' as const),
+      redis: cache.kind === 'redis' || cache.kind === 'redis-cluster' ? cache.status : ('disabled' as const),
       cache: cache.kind,
     }
     return reply.code(postgres === 'up' ? 200 : 503).send(body)
