@@ -37,22 +37,14 @@
  *   BENCH_QUIET_WAIT (s to wait before each round for other processes to go quiet, default 20),
  *   FIXTURES_DIR (where langflow-simple-api-test.json is; default ../shared/fixtures beside the repository).
  */
-import { type ChildProcess, fork } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
-import {
-  childExecArgv,
-  type ProcessStack,
-  postgresVersion,
-  redisVersion,
-  startStack,
-  stopChild,
-} from '@session-runtime/stack'
+import { type ProcessStack, postgresVersion, redisVersion, startStack, stopChild } from '@session-runtime/stack'
 import autocannon from 'autocannon'
 import { cpuDelta, cpuSnapshot, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
 import {
@@ -69,6 +61,7 @@ import { fmt, machineLines, pct, resultLines, sectionHeading, sectionText, verdi
 import { findBackends } from './backends.js'
 import type { BareProxyStart } from './bare-proxy.js'
 import type { BaselineStart } from './baseline.js'
+import { startForked } from './fork-child.js'
 import {
   combine,
   lossVerdict,
@@ -141,27 +134,13 @@ function passOn(line: string, stream: 'stdout' | 'stderr') {
 }
 
 /** The baseline or the bare proxy: a bench server in its own process, told what to serve over IPC. */
-async function startForked(name: string, file: string, start: BaselineStart | BareProxyStart): Promise<Child> {
-  const execArgv = childExecArgv(CPU_PROF ? join(PROFILE_DIR, name) : undefined)
-  const child = fork(join(here, file), [], {
-    execArgv,
-    env: { ...env, NODE_ENV: 'production' },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+async function startChild(name: string, file: string, start: BaselineStart | BareProxyStart): Promise<Child> {
+  const forked = await startForked(name, file, start, {
+    cpuProfDir: CPU_PROF ? PROFILE_DIR : undefined,
+    onLine: passOn,
   })
-  for (const [from, stream] of [
-    [child.stdout, 'stdout'],
-    [child.stderr, 'stderr'],
-  ] as const) {
-    if (from) createInterface({ input: from, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (l) => passOn(l, stream))
-  }
-  children.push(child)
-  const ready = new Promise<{ port: number }>((resolve, reject) => {
-    child.once('message', (msg) => resolve(msg as { port: number }))
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)))
-  })
-  child.send(start)
-  const { port } = await ready
-  return { name, pid: child.pid ?? -1, url: `http://127.0.0.1:${port}` }
+  children.push(forked.child)
+  return forked
 }
 
 // ---------------------------------------------------------------- CPU accounting
@@ -373,8 +352,8 @@ try {
   monitorBytes = Buffer.byteLength(recordedMonitor)
   log(`echo flow ${flow.id}: run response ${fmt(runBytes)} bytes; monitor page ${fmt(monitorBytes)} bytes`)
 
-  const baseline = await startForked('baseline', 'baseline.ts', { runBody: recordedRun, monitorBody: recordedMonitor })
-  const bare = await startForked('bare-proxy', 'bare-proxy.ts', {
+  const baseline = await startChild('baseline', 'baseline.ts', { runBody: recordedRun, monitorBody: recordedMonitor })
+  const bare = await startChild('bare-proxy', 'bare-proxy.ts', {
     runServiceUrl: runService.url,
     messageStoreUrl: store.url,
     internalToken: INTERNAL_TOKEN,
