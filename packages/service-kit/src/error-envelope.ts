@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { CommonErrors } from './errors.js'
+import { RequestLog } from './request-log.js'
 
 /** A database error the caller should see (the shape of @session-runtime/db's `DatabaseErrorMeaning`). */
 export type DatabaseErrorMeaning = { kind: 'unavailable' } | { kind: 'unstorable'; detail: string }
@@ -68,8 +69,9 @@ async function errorEnvelope(app: FastifyInstance, opts: ErrorEnvelopeOptions) {
     const err = toHttpError(error, request.routeOptions.bodyLimit ?? opts.bodyLimit, opts)
     const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500
     if (status >= 500) {
-      // A caller that went away (e.g. a proxied request cut off) is not this service's failure.
-      if (reply.raw.destroyed) request.log.info({ err: error }, 'request ended: the client closed the connection')
+      // A caller that went away (e.g. a proxied request cut off) is not this service's failure: its
+      // `request completed` line says clientClosed (RequestLog); the error that followed is a detail.
+      if (reply.raw.destroyed) request.log.debug({ err: error }, 'request ended: the client closed the connection')
       else request.log.error({ err: error }, 'request failed')
       const shown = shown5xx.has(status) ? err : new Errors.Internal()
       return reply.code(status).send({ detail: shown.message, code: shown.code })
@@ -100,13 +102,16 @@ export default fp(errorEnvelope, { name: 'error-envelope' })
 
 /**
  * The server options every internal service shares: IDs from the edge's `x-request-id`,
- * router errors in the envelope, path parameters long enough for percent-encoded
- * session IDs (find-my-way's default of 100 answers 414), and a start-up that may wait
- * for the database and its migrations (PGlite boots in seconds on a busy machine).
+ * one `request completed` line per request at `debug` (the gateway logs the client's request
+ * at `info`; a service's request is one hop of it), router errors in the envelope, path
+ * parameters long enough for percent-encoded session IDs (find-my-way's default of 100
+ * answers 414), and a start-up that may wait for the database and its migrations (PGlite
+ * boots in seconds on a busy machine).
  */
 export function serviceServerOptions(Errors: CommonErrors) {
   return {
     requestIdHeader: 'x-request-id',
+    logController: new RequestLog({ level: 'debug' }),
     frameworkErrors: frameworkErrors(Errors),
     pluginTimeout: 60_000,
     routerOptions: { maxParamLength: 65_536 },

@@ -18,5 +18,13 @@ export {
   type MetricsOptions,
 } from './metrics.js'
 export { default as openapi, type OpenApiOptions } from './openapi.js'
+export {
+  CLIENT_CLOSED_STATUS,
+  nameRequestSubject,
+  RequestLog,
+  type RequestLogOptions,
+  type RequestSubject,
+  takeRequestSubject,
+} from './request-log.js'
 export { serve } from './serve.js'
 export { default as validation } from './validation.js'

@@ -30,6 +30,7 @@ export {
   startFakeModel,
 } from './fake-model.js'
 export { freePort, freePorts } from './free-ports.js'
+export { LOG_LEVELS, type LogLine, logInto } from './log-lines.js'
 export { asRoot, PostgresServer, postgresBin, startPostgresServer } from './postgres-server.js'
 export {
   KEY_A,

@@ -7,6 +7,7 @@ import { type Config, instanceUrls } from './config.js'
 import { type ApiKeyEntry, withoutApiKeyParam } from './domain/api-keys.js'
 import type { Upstream } from './domain/upstreams.js'
 import { Errors } from './errors.js'
+import accessLog, { accessLogController } from './plugins/app/access-log.js'
 import auth from './plugins/app/auth.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import metrics from './plugins/app/metrics.js'
@@ -61,6 +62,8 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
       },
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
+    // one line per client request, at info (plugins/app/access-log); Fastify's own lines at debug
+    logController: accessLogController(),
     routerOptions: { maxParamLength: 65_536, ignoreTrailingSlash: true },
     frameworkErrors: frameworkErrors(Errors),
     // the error envelope answers requests that arrive while closing (a 503 in the envelope)
@@ -79,7 +82,9 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
   await app.register(cors, { origins: config.CORS_ORIGINS })
   await app.register(helmet)
 
-  // app plugins, in order: validation and errors, then metrics (its hooks see every request), then API keys
+  // app plugins, in order: the log line's flow and session, validation and errors, then metrics (its hooks see
+  // every request), then API keys
+  await app.register(accessLog)
   await app.register(validation)
   await app.register(errorEnvelope, errorOptions(config.GATEWAY_BODY_LIMIT_BYTES))
   await app.register(metrics, { token: config.METRICS_TOKEN })

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { type LogLine, logInto } from '@session-runtime/stack'
 import t from 'tap'
 import { KEY_A, startGatedModel, startStack } from './helpers/stack.js'
 
@@ -15,13 +16,13 @@ async function until(condition: () => boolean, what: string, timeoutMs = 10_000)
 }
 
 t.test('a caller that goes away mid-run is logged as such, not as a gateway failure', async (t) => {
-  const lines: { level: number; msg: string; err?: { message: string } }[] = []
+  const lines: LogLine[] = []
   const model = await startGatedModel(t) // never released while the caller waits
   t.teardown(() => model.release())
   const { gateway, seen } = await startStack(t, {
     modelUrl: model.url,
     env: { LOG_LEVEL: 'info' },
-    gateway: { logStream: { write: (line: string) => lines.push(JSON.parse(line)) } },
+    gateway: { logStream: logInto(lines) },
   })
   const imported = await gateway.inject({
     method: 'POST',
@@ -45,10 +46,22 @@ t.test('a caller that goes away mid-run is logged as such, not as a gateway fail
   await until(() => seen.some((h) => String(h.url).startsWith('/api/v1/run/')), 'the run to reach the run-service')
   request.destroy()
 
-  await until(() => lines.some((line) => /client closed the connection/.test(line.msg)), 'the gateway to notice')
-  t.ok(
-    lines.some((line) => line.msg === 'response errored' && line.err?.message === 'the client closed the connection'),
-    'the forwarded request was cancelled, so the run-service sees its caller go away too',
+  const cutOff = (line: LogLine) => line.msg === 'request completed' && line.url === `/api/v1/run/${flowId}`
+  await until(() => lines.some(cutOff), 'the gateway to notice')
+  t.match(
+    lines.filter(cutOff),
+    [{ level: 30, clientClosed: true, statusCode: 499, method: 'POST', tenant: 'tenant-a', durationMs: Number }],
+    "the request's one line says the client closed it before any answer (499)",
+  )
+  // the forwarded request was cancelled, so the run-service sees its caller go away too
+  await until(
+    () =>
+      lines.some(
+        (line) =>
+          line.msg === 'response errored' &&
+          (line.err as { message?: string } | undefined)?.message === 'the client closed the connection',
+      ),
+    'the forwarded request to be cancelled',
   )
   t.same(
     lines.filter((line) => line.level >= 50).map((line) => line.msg),

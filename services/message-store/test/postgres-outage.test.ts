@@ -34,12 +34,14 @@ async function startProxy(target: URL): Promise<{ url: string; cut: () => Promis
 t.test('with the database gone, writes and reads answer 503 and nothing is acknowledged', async (t) => {
   let cut: () => Promise<void>
   let app: Awaited<ReturnType<typeof buildTestApp>>
+  const lines: { level: number; msg: string; reqId?: string; err?: unknown }[] = []
+  const server = { logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } } }
   if (storageKind === 'postgres') {
     const proxy = await startProxy(new URL(backends.postgresUrl as string))
-    app = await buildTestApp(t, { cache: 'none', env: { DATABASE_URL: proxy.url } })
+    app = await buildTestApp(t, { cache: 'none', env: { DATABASE_URL: proxy.url }, server })
     cut = proxy.cut
   } else {
-    app = await buildTestApp(t, { cache: 'none' })
+    app = await buildTestApp(t, { cache: 'none', server })
     cut = () => app.db.close()
   }
   const flow_id = randomUUID()
@@ -56,7 +58,7 @@ t.test('with the database gone, writes and reads answer 503 and nothing is ackno
   const write = await app.inject({
     method: 'POST',
     url: '/internal/messages',
-    headers: internalHeaders(),
+    headers: { ...internalHeaders(), 'x-request-id': 'outage-write' },
     payload: messageInput({ flow_id, session_id: 's' }),
   })
   t.equal(write.statusCode, 503, 'a write the database did not take is not acknowledged')
@@ -66,10 +68,19 @@ t.test('with the database gone, writes and reads answer 503 and nothing is ackno
   const read = await app.inject({
     method: 'GET',
     url: '/internal/history',
-    headers: internalHeaders(),
+    headers: { ...internalHeaders(), 'x-request-id': 'outage-read' },
     query: { flow_id, session_id: 's' },
   })
   t.equal(read.statusCode, 503)
+
+  // each 503 logged at error, with its cause, under the caller's request ID
+  for (const reqId of ['outage-write', 'outage-read']) {
+    t.match(
+      lines.filter((line) => line.reqId === reqId && line.level === 50),
+      [{ msg: 'request failed', err: { message: String } }],
+      reqId,
+    )
+  }
 
   const ready = await app.inject({ method: 'GET', url: '/ready' })
   t.equal(ready.statusCode, 503)

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import { deleteRedisKeys, dropTestSchemas, testBackends, testStorageEnv } from '@session-runtime/stack'
+import type { FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
@@ -29,6 +30,8 @@ export interface TestAppOptions {
   schema?: string
   /** Reuse this Redis key prefix (two apps on one cache). */
   keyPrefix?: string
+  /** Fastify server options, e.g. a logger writing to a test stream. */
+  server?: FastifyServerOptions
 }
 
 export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string; keyPrefix: string }
@@ -50,7 +53,7 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
     ...opts.env,
   }
   const config: Config = loadConfig(env as NodeJS.ProcessEnv)
-  const app = await buildApp(config)
+  const app = await buildApp(config, opts.server)
   await app.ready()
   if (config.REDIS_URL && app.historyCache) await waitFor(() => app.historyCache?.status() === 'up')
   t.teardown(async () => {

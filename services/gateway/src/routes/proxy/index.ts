@@ -137,6 +137,8 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
         undici: cancellable(service.pool) as never,
         // the body is read by bufferedBodies (below) and forwarded whole, as the bytes the caller sent
         proxyPayloads: false,
+        // no line per forwarded request: the gateway's one line per request says it all (plugins/app/access-log)
+        disableRequestLogging: true,
         handler: (request, reply, dest, options) =>
           reply.from(
             dest,

@@ -18,6 +18,7 @@ import {
   SessionsQuery,
   Uuid,
 } from '@session-runtime/schemas'
+import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
@@ -44,6 +45,15 @@ const NextCursor = {
  */
 const monitor: FastifyPluginAsyncTypebox = async (app) => {
   app.addHook('onRequest', app.requireInternalCaller)
+  // the flow and the session a request names (validated), in its log lines and, for the gateway's, its answer
+  app.addHook('preHandler', async (request, reply) => {
+    const query = request.query as { flow_id?: string; session_id?: string }
+    const params = request.params as { session_id?: string; old_session_id?: string }
+    nameRequestSubject(request, reply, {
+      flowId: query.flow_id,
+      sessionId: params.session_id ?? params.old_session_id ?? query.session_id,
+    })
+  })
 
   app.get(
     '/api/v1/monitor/messages',

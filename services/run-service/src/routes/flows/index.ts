@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope } from '@session-runtime/schemas'
-import { exceedsJsonLimits } from '@session-runtime/service-kit'
+import { exceedsJsonLimits, nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { createFlow, deleteFlow, getFlow, isUuid, listFlows, updateFlow } from '../../domain/flow-repository.js'
 import { type ComponentRegistry, parseFlow, runnableGraph } from '../../engine/index.js'
@@ -60,6 +60,11 @@ export interface FlowRoutesOptions {
 const flows: FastifyPluginAsyncTypebox<FlowRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
   app.addHook('onRequest', app.seedExampleFlows)
+  // the flow a request names (validated), in its log lines and, for the gateway's, its answer
+  app.addHook('preHandler', async (request, reply) => {
+    const { id } = request.params as { id?: string }
+    if (id) nameRequestSubject(request, reply, { flowId: id.toLowerCase() })
+  })
 
   app.post(
     '/api/v1/flows/',
@@ -86,6 +91,7 @@ const flows: FastifyPluginAsyncTypebox<FlowRoutesOptions> = async (app, opts) =>
         endpoint_name: name ?? null,
         data: body.data,
       })
+      nameRequestSubject(request, reply, { flowId: flow.id })
       return reply.code(201).send(originalId ? { ...flow, original_id: originalId } : flow)
     },
   )

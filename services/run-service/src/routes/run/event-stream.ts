@@ -1,3 +1,4 @@
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import type { RunEvent } from '../../engine/index.js'
 
@@ -17,12 +18,14 @@ export function frameEvent(event: StreamEvent): string {
 
 /**
  * Answers with a stream (spec §3 "Streaming"): takes the reply over from Fastify, sends the 200 and the
- * `text/event-stream` headers at once, then the events as they come, each framed by `frameEvent` (not
- * `data:`-framed). A failure after this point can only be an `error` event.
+ * `text/event-stream` headers at once (with those set on the reply before), then the events as they come, each
+ * framed by `frameEvent` (not `data:`-framed). A failure after this point can only be an `error` event.
  */
 export function openEventStream(reply: FastifyReply): EventStream {
   reply.hijack()
   reply.raw.writeHead(200, {
+    // the headers set before (the run's flow and session, for the gateway's log line)
+    ...(reply.getHeaders() as OutgoingHttpHeaders),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     'x-accel-buffering': 'no',

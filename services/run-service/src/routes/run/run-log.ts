@@ -1,8 +1,12 @@
+import { nameRequestSubject } from '@session-runtime/service-kit'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ComponentFailedError, ModelProviderError, type RunResponse } from '../../engine/index.js'
 
 export interface RunLog {
-  /** Logs `run completed` (with the run's session, if the request named none) and passes the response on. */
+  /**
+   * Logs `run completed` at `debug` (with the run's session, if the request named none; the gateway's line is
+   * the one kept at `info`) and passes the response on.
+   */
   completed(response: RunResponse): RunResponse
   /** Logs a failed run at `error`, scrubbed (`loggedFailure`). */
   failed(error: unknown, message: string): void
@@ -10,7 +14,8 @@ export interface RunLog {
 
 /**
  * The log of one run: from here on every line of the request names the run's flow and, as soon as it is known,
- * its session (the request ID is there already).
+ * its session (the request ID is there already); the answer names them too, for the gateway's line
+ * (`nameRequestSubject`: a streamed run names the session the request gave, its headers being sent first).
  */
 export function runLog(
   request: FastifyRequest,
@@ -18,12 +23,12 @@ export function runLog(
   flowId: string,
   requestSessionId: string | undefined,
 ): RunLog {
-  bindLog(request, reply, { flowId, ...(requestSessionId ? { sessionId: requestSessionId } : {}) })
+  nameRequestSubject(request, reply, { flowId, sessionId: requestSessionId })
   const started = performance.now()
   return {
     completed(response) {
-      if (!requestSessionId) bindLog(request, reply, { sessionId: response.session_id })
-      request.log.info({ durationMs: Math.round(performance.now() - started) }, 'run completed')
+      if (!requestSessionId) nameRequestSubject(request, reply, { sessionId: response.session_id })
+      request.log.debug({ durationMs: Math.round(performance.now() - started) }, 'run completed')
       return response
     },
     failed(error, message) {
@@ -53,10 +58,4 @@ export function loggedFailure(error: unknown): Record<string, unknown> {
       : {}),
     stack: cause instanceof Error ? cause.stack?.replace(`${cause.name}: ${cause.message}`, cause.name) : undefined,
   }
-}
-
-/** Adds fields to every later log line of this request, the reply's ("request completed") included. */
-function bindLog(request: FastifyRequest, reply: FastifyReply, bindings: Record<string, string>): void {
-  request.log = request.log.child(bindings)
-  reply.log = request.log
 }
