@@ -1,7 +1,8 @@
 // The run's writes on the real message-store: the port's batch write (src/ports/message-store.ts) and what a run
 // sends. A non-streamed echo run makes one write (`POST /internal/messages/batch`); Memory Echo writes the user
 // message before its history read and the reply after. A batch without an answer is recorded as unconfirmed,
-// message by message; a retried batch stores nothing twice; a refused one goes one message at a time.
+// message by message; a retried batch stores nothing twice; a refused one goes one message at a time. A value
+// made from a message not stored yet reads as it would from the stored message.
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -14,7 +15,7 @@ import { UnconfirmedMessages } from '../src/domain/unconfirmed-messages.js'
 import { PartialWriteError } from '../src/index.js'
 import { messageStorePort } from '../src/ports/message-store.js'
 import { buildTestApp, INTERNAL_TOKEN, internalHeaders, startMessageStore, storageKind } from './helpers/app.js'
-import { fixturePath } from './helpers/flows.js'
+import { edge, fixturePath, flow, node } from './helpers/flows.js'
 
 t.comment(`storage: ${storageKind}`)
 
@@ -195,6 +196,28 @@ t.test('what a run sends', async (t) => {
     ['POST /internal/messages', 'GET /internal/history', 'POST /internal/messages'],
     'Memory Echo: the user message before the history read, the reply after',
   )
+
+  // A value made from a message not stored yet reads as it would from the stored one: lone surrogates as U+FFFD.
+  const derived = flow(
+    [node('chat', 'ChatInput'), node('prompt', 'Prompt', { template: 'said: {input}' }), node('text', 'TextOutput')],
+    [edge('chat', 'message', 'prompt', 'input'), edge('prompt', 'prompt', 'text', 'input_value')],
+  )
+  const { id: _flowId, ...derivedFlow } = derived
+  const made = await app.inject({
+    method: 'POST',
+    url: '/api/v1/flows/',
+    headers,
+    payload: { name: 'derived', ...derivedFlow },
+  })
+  t.equal(made.statusCode, 201, made.body)
+  const lone = await app.inject({
+    method: 'POST',
+    url: `/api/v1/run/${made.json().id}`,
+    headers: { ...headers, 'content-type': 'application/json' },
+    payload: '{"input_value":"a\\ud800b","session_id":"lone"}',
+  })
+  t.equal(lone.statusCode, 200, lone.body)
+  t.equal(lone.json().outputs[0].outputs[0].outputs.text.message, 'said: a\ufffdb')
 
   proxy.calls.length = 0
   const streamed = await app.inject({
