@@ -13,13 +13,18 @@ import { localMessage, type MessageDraft, messageInput, messageProperties } from
 import type { MessagePort, ModelDefaults, ModelPort, RunEvent, RunListener } from './ports.js'
 import type { RunPlan } from './run-plan.js'
 import { resolveComponentSession, runSessionId, type SessionSource } from './session.js'
-import { type FlowValue, rawValue } from './values.js'
+import { TurnWriteError, TurnWriter } from './turn-writer.js'
+import { type FlowValue, messageValue, rawValue } from './values.js'
 
 export interface ExecuteOptions {
   messages: MessagePort
   model: ModelPort
   modelDefaults: ModelDefaults
-  /** `?stream=true`: every model node streams (token events) into its ChatOutput. */
+  /**
+   * `?stream=true`: every model node streams (token events) into its ChatOutput, and every message is
+   * stored as it is emitted (its `add_message` follows at once). Otherwise the messages emitted between
+   * two waits are stored together (one write: turn-writer.ts) and announced once stored.
+   */
   stream?: boolean
   /** Cancels the run between components and aborts port calls. */
   signal?: AbortSignal
@@ -48,12 +53,19 @@ export interface RunOutcome {
 
 /**
  * Runs a planned flow: input components first (one after another, in dependency then file order),
- * then every other component as soon as its upstream components are done, concurrently.
- * Rejects with ComponentFailedError (after storing an error message in the failing component's
- * session) or RunAbortedError.
+ * then every other component as soon as its upstream components are done, concurrently. Every message
+ * the run emits is stored before it resolves, in the order emitted; its outcome carries the stored
+ * messages. Rejects with ComponentFailedError (after storing the messages emitted before and an error
+ * message in the failing component's session) or RunAbortedError.
  */
 export function executeRun(plan: RunPlan, options: ExecuteOptions): Promise<RunOutcome> {
   return new FlowRun(plan, options).execute()
+}
+
+/** Who emitted a message, in which session: where the run fails if the message cannot be stored. */
+interface Emitter {
+  node: FlowNode
+  sessionId: string
 }
 
 class FlowRun {
@@ -65,6 +77,7 @@ class FlowRun {
   private readonly results: ComponentResult[] = []
   /** ChatOutput node id → the id its message will have, announced by a model's token events. */
   private readonly reservedIds = new Map<string, string>()
+  private readonly writer: TurnWriter<Emitter>
   private failure: ComponentFailedError | RunAbortedError | undefined
 
   constructor(
@@ -72,6 +85,10 @@ class FlowRun {
     private readonly options: ExecuteOptions,
   ) {
     this.signal = options.signal ? AbortSignal.any([options.signal, this.stop.signal]) : this.stop.signal
+    this.writer = new TurnWriter(options.messages, {
+      deferred: !options.stream,
+      onStored: (message) => this.notify({ event: 'add_message', data: message }),
+    })
   }
 
   async execute(): Promise<RunOutcome> {
@@ -83,8 +100,50 @@ class FlowRun {
     for (const node of this.inputPhase(order)) inputsDone.push(this.schedule(node, inputsDone.slice(-1)))
     for (const node of order) if (!this.tasks.has(node.id)) this.schedule(node, inputsDone)
     await Promise.allSettled(this.tasks.values())
+    if (!this.failure) {
+      try {
+        await this.flush()
+      } catch (error) {
+        if (!this.failure) throw error
+      }
+    }
+    if (this.failure instanceof RunAbortedError && this.writer.hasPending) {
+      // What was emitted before the cancellation is stored, as it would have been as it was emitted.
+      await this.writer.flush(new AbortController().signal).catch(() => {})
+    }
     if (this.failure) throw this.failure
-    return { sessionId: this.topLevelSessionId(), results: this.results }
+    return { sessionId: this.topLevelSessionId(), results: this.results.map((result) => this.storedResult(result)) }
+  }
+
+  /** A result with the stored messages in place of their drafts. */
+  private storedResult(result: ComponentResult): ComponentResult {
+    const outputs: ComponentOutputs = {}
+    for (const [name, value] of Object.entries(result.outputs)) outputs[name] = this.storedValue(value)
+    return { ...result, outputs, messages: result.messages.map((message) => this.writer.current(message)) }
+  }
+
+  private storedValue(value: FlowValue): FlowValue {
+    if (value.kind !== 'message') return value
+    const stored = this.writer.current(value.message)
+    return stored === value.message ? value : messageValue(stored)
+  }
+
+  /**
+   * Stores the messages waiting to be. A failed write fails the run at the component that emitted the first
+   * message not stored (where it would have failed, each message stored as it was emitted).
+   */
+  private async flush(): Promise<void> {
+    try {
+      await this.writer.flush(this.signal)
+    } catch (error) {
+      if (error instanceof TurnWriteError) {
+        const { node, sessionId } = (error as TurnWriteError<Emitter>).write.origin
+        throw await this.fail(node, sessionId, error.cause)
+      }
+      // Aborted before it started: cancelled, or another component failed.
+      if (this.signal.aborted) this.throwIfStopped()
+      throw error
+    }
   }
 
   /** Input components whose upstream components (if any) are input components too. */
@@ -116,7 +175,7 @@ class FlowRun {
 
   private async runComponent(node: FlowNode): Promise<void> {
     const component = node.component as ComponentDefinition
-    const inputs = this.inputsOf(node)
+    let inputs = this.inputsOf(node)
     const session = resolveComponentSession({
       requestSessionId: this.plan.requestSessionId,
       flowId: this.plan.flowId,
@@ -128,6 +187,11 @@ class FlowRun {
     })
     const emitted: Message[] = []
     try {
+      if (!component.readsMessageContentOnly && this.receivesUnstored(inputs)) {
+        // It may read what the store assigns (the timestamp): the messages it receives are stored first.
+        await this.flush()
+        inputs = this.inputsOf(node)
+      }
       if (!isValidSessionId(session.sessionId)) throw new Error(`the session ID from its ${session.source} is invalid`)
       const outputs = await component.run(this.context(node, component, session.sessionId, emitted), inputs)
       this.checkOutputs(node, outputs)
@@ -149,15 +213,20 @@ class FlowRun {
     }
   }
 
-  /** Stored node values, then this run's overrides, then edge values. */
+  /** Stored node values, then this run's overrides, then edge values (a stored message in place of its draft). */
   private inputsOf(node: FlowNode): ComponentInputs {
     const inputs: Record<string, FlowValue | undefined> = {}
     for (const [field, value] of Object.entries(node.values)) inputs[field] = rawValue(value)
     for (const [field, value] of Object.entries(this.plan.overrides.get(node.id) ?? {})) inputs[field] = rawValue(value)
     for (const edge of this.plan.graph.incoming.get(node.id) ?? []) {
-      inputs[edge.targetField] = this.outputs.get(edge.source)?.[edge.sourceOutput]
+      const value = this.outputs.get(edge.source)?.[edge.sourceOutput]
+      inputs[edge.targetField] = value && this.storedValue(value)
     }
     return inputs
+  }
+
+  private receivesUnstored(inputs: ComponentInputs): boolean {
+    return Object.values(inputs).some((value) => value?.kind === 'message' && this.writer.isUnstored(value.message))
   }
 
   private edgeInto(node: FlowNode, field: string) {
@@ -191,8 +260,20 @@ class FlowRun {
       sessionId,
       signal,
       modelDefaults: options.modelDefaults,
-      messages: { history: (query) => options.messages.history(query, { signal }) },
-      model: { complete: (request) => options.model.complete(request, { signal }) },
+      // What was emitted is stored before the run waits on anything: a history read sees it, and it is
+      // stored even if the run is cancelled or the process dies while it waits.
+      messages: {
+        history: async (query) => {
+          await this.flush()
+          return options.messages.history(query, { signal })
+        },
+      },
+      model: {
+        complete: async (request) => {
+          await this.flush()
+          return options.model.complete(request, { signal })
+        },
+      },
       stream: { requested: options.stream ?? false, onToken },
       upstream: (field) => {
         const edge = this.edgeInto(node, field)
@@ -218,20 +299,22 @@ class FlowRun {
     return this.plan.graph.nodes.find((candidate) => targets.includes(candidate))
   }
 
-  /** The one way a message leaves a component: tagged with the component's session, stored, announced. */
+  /**
+   * The one way a message leaves a component: tagged with the component's session, stored (or kept for the
+   * run's next write: the component gets its draft), announced once stored.
+   */
   private async emit(node: FlowNode, sessionId: string, draft: MessageDraft, store: boolean): Promise<Message> {
     const id = this.reservedIds.get(node.id) ?? randomUUID()
     this.reservedIds.delete(node.id)
     const input = messageInput(draft, { id, flowId: this.plan.flowId, sessionId })
     if (!store) return localMessage(input)
-    const stored = await this.options.messages.store(input, { signal: this.signal })
-    this.notify({ event: 'add_message', data: stored })
-    return stored
+    return this.writer.add(input, { node, sessionId }, this.signal)
   }
 
   /**
-   * The first failure stops the run: an error message goes into the component's session, the other
-   * branches are stopped. Later failures (caused by the stop) and cancellations store nothing.
+   * The first failure stops the run: the messages emitted before it and an error message in the component's
+   * session are stored (one write), the other branches are stopped. Later failures (caused by the stop) and
+   * cancellations store no error message.
    */
   private async fail(node: FlowNode, sessionId: string, error: unknown): Promise<Error> {
     if (this.options.signal?.aborted) this.failure ??= new RunAbortedError({ cause: this.options.signal.reason })
@@ -263,9 +346,13 @@ class FlowRun {
     const input = messageInput(draft, { id: randomUUID(), flowId: this.plan.flowId, sessionId })
     // Not the run's signal: it is aborted by now. Only the caller's cancellation stops this write.
     const signal = this.options.signal ?? new AbortController().signal
-    const stored = await this.options.messages.store(input, { signal })
-    this.notify({ event: 'add_message', data: stored })
-    return stored
+    const message = await this.writer.add(input, { node, sessionId }, signal)
+    try {
+      await this.writer.flush(signal)
+    } catch (error) {
+      throw error instanceof TurnWriteError ? error.cause : error
+    }
+    return this.writer.current(message)
   }
 
   private notify(event: RunEvent): void {

@@ -119,6 +119,12 @@ export interface ComponentDefinition {
   readonly mainInput?: string
   /** A chat model: streams tokens when its reply goes straight into a ChatOutput. */
   readonly streamsTokens?: boolean
+  /**
+   * It reads only what components put into the Messages it receives (text, sender, sender name, files,
+   * session, context), never what the message-store assigns (the timestamp), so it may run before they are
+   * stored. Before any other component receiving a Message not stored yet, the run stores it first.
+   */
+  readonly readsMessageContentOnly?: boolean
   run(ctx: ComponentContext, inputs: ComponentInputs): Promise<ComponentOutputs>
 }
 

@@ -26,16 +26,17 @@ export type {
   ParsedFlow,
 } from './graph-model.js'
 export type { MessageDraft } from './messages.js'
-export type {
-  CompletionRequest,
-  CompletionResult,
-  HistoryRequest,
-  MessagePort,
-  ModelDefaults,
-  ModelPort,
-  PortOptions,
-  RunEvent,
-  RunListener,
+export {
+  type CompletionRequest,
+  type CompletionResult,
+  type HistoryRequest,
+  type MessagePort,
+  type ModelDefaults,
+  type ModelPort,
+  PartialWriteError,
+  type PortOptions,
+  type RunEvent,
+  type RunListener,
 } from './ports.js'
 export { builtInComponents, createRegistry } from './registry.js'
 export { OutputValue, ResultData, ResultMessage, RunRequest, RunResponse } from './run-contract.js'

@@ -79,6 +79,42 @@ export function localMessage(input: MessageInput): Message {
   }
 }
 
+/**
+ * A message on its way to the store, as the store will answer it but for the timestamp (the store assigns it):
+ * lone UTF-16 surrogates become U+FFFD, as the message-store client sends them and Postgres stores them.
+ */
+export function draftMessage(input: MessageInput): Message {
+  return wellFormed(localMessage(input))
+}
+
+/** ES2024's String methods (Node 20 has them; the TypeScript lib here is ES2023). */
+type WellFormedString = { isWellFormed(): boolean; toWellFormed(): string }
+
+/** `value` with every string well-formed; the same value (not a copy) when nothing changes. */
+function wellFormed<T>(value: T): T {
+  return fixStrings(value) as T
+}
+
+function fixStrings(value: unknown): unknown {
+  if (typeof value === 'string') {
+    const text = value as unknown as WellFormedString
+    return text.isWellFormed() ? value : text.toWellFormed()
+  }
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) {
+    const items = value.map(fixStrings)
+    return items.some((item, index) => item !== value[index]) ? items : value
+  }
+  let copy: Record<string, unknown> | undefined
+  for (const [key, entry] of Object.entries(value)) {
+    const fixed = fixStrings(entry)
+    if (fixed === entry) continue
+    copy ??= { ...value }
+    copy[key] = fixed
+  }
+  return copy ?? value
+}
+
 export interface PlainMessageFields {
   flowId: string
   text: string

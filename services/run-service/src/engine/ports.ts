@@ -19,7 +19,25 @@ export interface HistoryRequest {
 export interface MessagePort {
   /** Stores one message (idempotent on `message.id`) and answers the stored message. */
   store(message: MessageInput, options: PortOptions): Promise<Message>
+  /**
+   * Stores several messages in order, in one write where it can (idempotent on ids), and answers the stored
+   * messages in the same order. If it stored some of them and then failed, it rejects with PartialWriteError;
+   * any other rejection means none of them is known to be stored. Without it, the engine calls `store` for
+   * each message in turn.
+   */
+  storeMany?(messages: readonly MessageInput[], options: PortOptions): Promise<Message[]>
   history(query: HistoryRequest, options: PortOptions): Promise<Message[]>
+}
+
+/** `storeMany` stored its first `stored.length` messages, then failed on the next one (`cause` says why). */
+export class PartialWriteError extends Error {
+  constructor(
+    readonly stored: readonly Message[],
+    options: { cause: unknown },
+  ) {
+    super(`stored ${stored.length} message(s), then failed on the next one`, options)
+    this.name = 'PartialWriteError'
+  }
 }
 
 /** One OpenAI-compatible chat completion. */

@@ -1,12 +1,13 @@
-import { type MessageStoreClient, MessageStoreUnavailableError } from '@session-runtime/clients'
+import { type MessageStoreClient, MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
+import type { Message, MessageInput } from '@session-runtime/schemas'
 import type { UnconfirmedMessages } from '../domain/unconfirmed-messages.js'
-import type { MessagePort } from '../engine/index.js'
+import { type MessagePort, PartialWriteError, type PortOptions } from '../engine/index.js'
 
 /**
  * The engine's message port on the message-store, for one tenant (every call carries the request id).
  * A write that fails without a definite answer (the store unavailable after retries, or the run cancelled
- * while it was in flight) may still have committed: it is recorded in `unconfirmed`, which settles it as
- * failed. Such a failure always fails the run.
+ * while it was in flight) may still have committed: its messages are recorded in `unconfirmed`, which
+ * settles them as failed. Such a failure always fails the run.
  */
 export function messageStorePort(
   client: MessageStoreClient,
@@ -14,17 +15,44 @@ export function messageStorePort(
   requestId: string,
   unconfirmed: UnconfirmedMessages,
 ): MessagePort {
-  return {
-    store: async (message, { signal }) => {
-      const abortedBefore = signal.aborted
-      try {
-        return await client.storeMessage(tenant, message, { signal, requestId })
-      } catch (err) {
-        if (err instanceof MessageStoreUnavailableError || (signal.aborted && !abortedBefore)) {
-          unconfirmed.record(tenant, message)
-        }
-        throw err
+  /** Calls `write`; if it fails without a definite answer, records `messages` as unconfirmed. */
+  async function confirmed<T>(messages: readonly MessageInput[], signal: AbortSignal, write: () => Promise<T>) {
+    const abortedBefore = signal.aborted
+    try {
+      return await write()
+    } catch (err) {
+      if (err instanceof MessageStoreUnavailableError || (signal.aborted && !abortedBefore)) {
+        for (const message of messages) unconfirmed.record(tenant, message)
       }
+      throw err
+    }
+  }
+
+  const store = (message: MessageInput, { signal }: PortOptions): Promise<Message> =>
+    confirmed([message], signal, () => client.storeMessage(tenant, message, { signal, requestId }))
+
+  return {
+    store,
+    /**
+     * One batch write (`POST /internal/messages/batch`: one statement). If the store refuses the batch (a
+     * definite answer: nothing of it stored), the messages go one at a time, as they would have without
+     * the batch, so that those before a refused one are stored and the refused one is named (its position).
+     */
+    storeMany: async (messages, { signal }) => {
+      try {
+        return await confirmed(messages, signal, () => client.storeMessages(tenant, messages, { signal, requestId }))
+      } catch (err) {
+        if (!(err instanceof MessageStoreError) || err instanceof MessageStoreUnavailableError) throw err
+      }
+      const stored: Message[] = []
+      for (const message of messages) {
+        try {
+          stored.push(await store(message, { signal }))
+        } catch (err) {
+          throw new PartialWriteError(stored, { cause: err })
+        }
+      }
+      return stored
     },
     history: (query, { signal }) =>
       client.history(

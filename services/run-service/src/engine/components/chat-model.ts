@@ -29,6 +29,7 @@ export function chatModelComponent(
     readsMessages: false,
     mainInput: 'input_value',
     streamsTokens: true,
+    readsMessageContentOnly: true,
     run: (ctx, inputs) => completeChat(ctx, inputs, settings(inputs)),
   }
 }

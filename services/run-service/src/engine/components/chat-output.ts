@@ -11,6 +11,7 @@ export const chatOutput: ComponentDefinition = {
   emitsMessages: true,
   readsMessages: false,
   mainInput: 'input_value',
+  readsMessageContentOnly: true,
   async run(ctx, inputs) {
     const input = inputs.input_value
     const draft = chatDraft(inputs, {

@@ -23,6 +23,7 @@ export const memory: ComponentDefinition = {
   emitsMessages: true,
   readsMessages: true,
   mainInput: 'message',
+  readsMessageContentOnly: true,
   async run(ctx, inputs) {
     return toText(inputs.mode) === 'Store' ? storeIncoming(ctx, inputs) : retrieve(ctx, inputs)
   },

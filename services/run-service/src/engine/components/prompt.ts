@@ -22,6 +22,7 @@ export const prompt: ComponentDefinition = {
   outputs: ['prompt'],
   emitsMessages: false,
   readsMessages: false,
+  readsMessageContentOnly: true,
   async run(ctx, inputs) {
     const text = renderPrompt(toText(inputs.template), doubleBrackets(inputs), (name) => toText(inputs[name]))
     return { prompt: messageValue(plainMessage({ flowId: ctx.flowId, text })) }

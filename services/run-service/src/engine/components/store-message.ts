@@ -9,5 +9,6 @@ export const storeMessage: ComponentDefinition = {
   emitsMessages: true,
   readsMessages: false,
   mainInput: 'message',
+  readsMessageContentOnly: true,
   run: storeIncoming,
 }

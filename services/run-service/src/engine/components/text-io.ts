@@ -11,6 +11,7 @@ function textPassThrough(type: string, role: 'input' | 'output'): ComponentDefin
     io: { role, kind: 'text' },
     emitsMessages: false,
     readsMessages: false,
+    readsMessageContentOnly: true,
     async run(ctx, inputs) {
       return { text: messageValue(plainMessage({ flowId: ctx.flowId, text: toText(inputs.input_value) })) }
     },
