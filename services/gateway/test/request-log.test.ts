@@ -14,11 +14,11 @@ import { INTERNAL_TOKEN, KEY_A, startStack } from './helpers/stack.js'
 const fixtures = process.env.FIXTURES_DIR ?? new URL('../../../../shared/fixtures', import.meta.url).pathname
 const fixture = (name: string) => JSON.parse(readFileSync(`${fixtures}/${name}.json`, 'utf8'))
 
-const { info: INFO, error: ERROR } = LOG_LEVELS
+const { debug: DEBUG, info: INFO, error: ERROR } = LOG_LEVELS
 
 const model = await startFakeModel(t)
 const logs = { gateway: [] as LogLine[], runService: [] as LogLine[], messageStore: [] as LogLine[] }
-const { gateway } = await startStack(t, {
+const { gateway, runService, store } = await startStack(t, {
   modelUrl: model.url,
   env: { LOG_LEVEL: 'info' },
   gateway: { logStream: logInto(logs.gateway) },
@@ -220,4 +220,33 @@ t.test('probes are logged at debug while they answer well', async (t) => {
     t.equal(res.statusCode, 200, url)
     t.same(linesOf(logs.gateway, res), [], `${url}: no line at info`)
   }
+})
+
+t.test("at debug, the services' lines of a request carry the gateway's request ID", async (t) => {
+  for (const app of [runService, store]) app.log.level = 'debug'
+  t.teardown(() => {
+    for (const app of [runService, store]) app.log.level = 'info'
+  })
+  const res = await asA({
+    method: 'POST',
+    url: `/api/v1/run/${simple}`,
+    payload: { input_value: 'hi', session_id: 'dbg' },
+  })
+  t.equal(res.statusCode, 200)
+  for (const [service, lines] of Object.entries({ runService: logs.runService, messageStore: logs.messageStore })) {
+    const mine = linesOf(lines, res)
+    t.ok(
+      mine.some((line) => line.msg === 'request completed' && line.level === DEBUG),
+      `${service}: its request completed line, at debug, under the gateway's reqId`,
+    )
+    t.same(
+      mine.filter((line) => line.level >= INFO),
+      [],
+      `${service}: still nothing at info`,
+    )
+  }
+  t.match(
+    linesOf(logs.runService, res).find((line) => line.msg === 'request completed'),
+    { flowId: simple, sessionId: 'dbg', statusCode: 200 },
+  )
 })
