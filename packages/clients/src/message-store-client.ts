@@ -102,6 +102,16 @@ export interface MessageStoreClient {
   /** The latest `limit` messages of the session, error messages excluded. */
   history(tenant: string, query: HistoryParams, options?: CallOptions): Promise<Message[]>
   /**
+   * `storeMessages`, then `history`, in one call per BATCH_MAX messages (the last one carries the read): the
+   * read sees the messages. Idempotent on the messages' ids, so retried like `storeMessages`.
+   */
+  storeThenHistory(
+    tenant: string,
+    inputs: readonly MessageInput[],
+    query: HistoryParams,
+    options?: CallOptions,
+  ): Promise<{ messages: Message[]; history: Message[] }>
+  /**
    * Deletes every message of the tenant's flow (the flow was deleted). Idempotent: a flow
    * without messages is no error, so a retried call is safe.
    */
@@ -313,6 +323,21 @@ export function createMessageStoreClient(options: MessageStoreClientOptions): Me
 
     storeFailedMessages(tenant, inputs, opts = {}) {
       return inBatches('/internal/messages/failed', tenant, inputs, opts)
+    },
+
+    async storeThenHistory(tenant, inputs, query, opts = {}) {
+      requireTenant(tenant)
+      const last = Math.max(0, inputs.length - BATCH_MAX)
+      const before = last > 0 ? await inBatches('/internal/messages/batch', tenant, inputs.slice(0, last), opts) : []
+      const answer = await json<{ messages: Message[]; history: Message[] }>({
+        ...opts,
+        dispatcher: retrying,
+        method: 'POST',
+        route: '/internal/messages/then-history',
+        tenant,
+        body: { messages: inputs.slice(last), history: query },
+      })
+      return { messages: [...before, ...answer.messages], history: answer.history }
     },
 
     async history(tenant, query, opts = {}) {

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
+import { HistoryQuery } from './history.js'
 import { SessionId, Uuid } from './session-id.js'
 
 const FREE_TEXT_MAX = 1_000_000
@@ -59,6 +60,23 @@ export const MessageBatch = Type.Object(
   { additionalProperties: false },
 )
 export type MessageBatch = Static<typeof MessageBatch>
+
+/**
+ * A turn's messages, then the history read that follows them (one call instead of two: a Memory component's
+ * read after the messages its run emitted before it).
+ */
+export const MessagesThenHistory = Type.Object(
+  {
+    messages: Type.Array(MessageInput, { minItems: 1, maxItems: BATCH_MAX }),
+    history: HistoryQuery,
+  },
+  { additionalProperties: false },
+)
+export type MessagesThenHistory = Static<typeof MessagesThenHistory>
+
+/** The answer: the stored messages, in input order, and the history read after they were stored. */
+export const StoredThenHistory = Type.Object({ messages: Type.Array(Message), history: Type.Array(Message) })
+export type StoredThenHistory = Static<typeof StoredThenHistory>
 
 /** Fields a monitor edit (PUT /api/v1/monitor/messages/{id}) may change. */
 export const MessageUpdate = Type.Object(

@@ -193,8 +193,8 @@ t.test('what a run sends', async (t) => {
   await runFlow(memoryEchoId, 'memory')
   t.strictSame(
     proxy.calls,
-    ['POST /internal/messages', 'GET /internal/history', 'POST /internal/messages'],
-    'Memory Echo: the user message before the history read, the reply after',
+    ['POST /internal/messages/then-history', 'POST /internal/messages'],
+    'Memory Echo: the user message stored and the history read in one call, then the reply',
   )
 
   // A value made from a message not stored yet reads as it would from the stored one: lone surrogates as U+FFFD.

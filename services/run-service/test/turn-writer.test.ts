@@ -49,6 +49,24 @@ class BatchingStore extends FakeMessageStore {
   }
 }
 
+/** A store that also writes and reads in one exchange (MessagePort.storeThenHistory). */
+class WriteThenReadStore extends BatchingStore {
+  /** Makes the next combined exchanges fail with this error (nothing stored). */
+  failCombined: unknown
+
+  async storeThenHistory(
+    inputs: readonly MessageInput[],
+    query: HistoryRequest,
+    options: PortOptions,
+  ): Promise<{ stored: Message[]; history: Message[] }> {
+    this.calls.push(`storeThenHistory:${inputs.length}`)
+    if (this.failCombined) throw this.failCombined
+    const stored: Message[] = []
+    for (const input of inputs) stored.push(await FakeMessageStore.prototype.store.call(this, input, options))
+    return { stored, history: await FakeMessageStore.prototype.history.call(this, query, options) }
+  }
+}
+
 function batching(): Harness & { store: BatchingStore } {
   return { store: new BatchingStore(), model: new FakeModel() }
 }
@@ -132,6 +150,34 @@ t.test('a history read comes after the messages emitted before it are stored', a
   const { response } = await run(copies, json, { session_id: 's' })
   t.strictSame(copies.store.calls, ['storeMany:2', 'history', 'store'])
   t.equal(response.outputs[0]?.outputs[0]?.outputs.message?.message, 'User: hello\nCopy: hello', 'the read saw both')
+})
+
+t.test('a port that writes and reads in one exchange: a history read after emitted messages is one call', async (t) => {
+  const h = { store: new WriteThenReadStore(), model: new FakeModel() }
+  const first = await run(h, memoryEcho(), { input_value: 'first', session_id: 's' })
+  t.strictSame(h.store.calls, ['storeThenHistory:1', 'store'], 'the user message and the read together, then the reply')
+  t.match(first.response.outputs[0]?.outputs[0]?.outputs.message?.message, /so far:\n- first$/, 'the read saw it')
+  const second = await run(h, memoryEcho(), { input_value: 'second', session_id: 's' })
+  t.match(second.response.outputs[0]?.outputs[0]?.outputs.message?.message, /so far:\n- first\n- second$/)
+
+  const plain = { store: new WriteThenReadStore(), model: new FakeModel() }
+  const json = flow(
+    [node('memory', 'Memory', { template: '{text}' }), node('out', 'ChatOutput')],
+    [edge('memory', 'messages_text', 'out', 'input_value')],
+  )
+  await run(plain, json, { session_id: 's' })
+  t.strictSame(plain.store.calls, ['history', 'store'], 'nothing emitted before the read: a plain read')
+
+  const failing = { store: new WriteThenReadStore(), model: new FakeModel() }
+  failing.store.failCombined = new Error('store down')
+  const failed = await run(failing, memoryEcho(), { input_value: 'lost', session_id: 's' }).catch((e: unknown) => e)
+  t.ok(failed instanceof ComponentFailedError, 'a failed exchange fails the run')
+  t.equal(
+    (failed as ComponentFailedError).component.componentType,
+    'ChatInput',
+    'at the component whose message was not stored',
+  )
+  t.notOk(failing.store.calls.includes('history'), 'and nothing is read after it')
 })
 
 t.test('messages reach the store in the order emitted, with increasing timestamps', async (t) => {

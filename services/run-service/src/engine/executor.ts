@@ -132,9 +132,11 @@ class FlowRun {
    * Stores the messages waiting to be. A failed write fails the run at the component that emitted the first
    * message not stored (where it would have failed, each message stored as it was emitted).
    */
-  private async flush(): Promise<void> {
+  private async flush<T = void>(
+    write: () => Promise<T> = () => this.writer.flush(this.signal) as Promise<T>,
+  ): Promise<T> {
     try {
-      await this.writer.flush(this.signal)
+      return await write()
     } catch (error) {
       if (error instanceof TurnWriteError) {
         const { node, sessionId } = (error as TurnWriteError<Emitter>).write.origin
@@ -264,8 +266,8 @@ class FlowRun {
       // stored even if the run is cancelled or the process dies while it waits.
       messages: {
         history: async (query) => {
-          await this.flush()
-          return options.messages.history(query, { signal })
+          const read = await this.flush(() => this.writer.flushThenHistory(query, this.signal))
+          return read()
         },
       },
       model: {

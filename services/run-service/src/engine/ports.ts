@@ -27,6 +27,16 @@ export interface MessagePort {
    */
   storeMany?(messages: readonly MessageInput[], options: PortOptions): Promise<Message[]>
   history(query: HistoryRequest, options: PortOptions): Promise<Message[]>
+  /**
+   * `storeMany`, then `history`, in one exchange: the read sees the messages. Any rejection means as for
+   * `storeMany` (PartialWriteError if some are known to be stored, else none is). Without it, the engine
+   * writes, then reads.
+   */
+  storeThenHistory?(
+    messages: readonly MessageInput[],
+    query: HistoryRequest,
+    options: PortOptions,
+  ): Promise<{ stored: Message[]; history: Message[] }>
 }
 
 /** `storeMany` stored its first `stored.length` messages, then failed on the next one (`cause` says why). */

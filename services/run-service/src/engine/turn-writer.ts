@@ -1,6 +1,6 @@
 import type { Message, MessageInput } from '@session-runtime/schemas'
 import { draftMessage } from './messages.js'
-import { type MessagePort, PartialWriteError } from './ports.js'
+import { type HistoryRequest, type MessagePort, PartialWriteError } from './ports.js'
 
 /** One message of a run on its way to the store, and where it came from. */
 export interface TurnWrite<Origin> {
@@ -89,17 +89,44 @@ export class TurnWriter<Origin> {
     return flushed
   }
 
-  private async write(signal: AbortSignal): Promise<void> {
+  /**
+   * A flush that carries a history read: with what is kept, one exchange where the port can
+   * (`storeThenHistory`). Rejects as `flush` does when the write fails; resolves with the read, to call next:
+   * it answers what came back with the write, or reads now when nothing was kept or the port has no such
+   * exchange.
+   */
+  async flushThenHistory(query: HistoryRequest, signal: AbortSignal): Promise<() => Promise<Message[]>> {
+    const port = this.port
+    const read = () => port.history(query, { signal })
+    const storeThenHistory = port.storeThenHistory?.bind(port)
+    if (!storeThenHistory) {
+      await this.flush(signal)
+      return read
+    }
+    let answered: (() => Promise<Message[]>) | undefined
+    const flushed = this.last.then(() =>
+      this.write(signal, async (inputs) => {
+        const answer = await storeThenHistory(inputs, query, { signal })
+        answered = async () => answer.history
+        return answer.stored
+      }),
+    )
+    this.last = flushed.catch(() => {})
+    await flushed
+    return answered ?? read
+  }
+
+  private async write(
+    signal: AbortSignal,
+    storeAll: (inputs: MessageInput[]) => Promise<readonly Message[]> = (inputs) => this.storeAll(inputs, signal),
+  ): Promise<void> {
     if (this.pending.length === 0) return
     signal.throwIfAborted()
     const writes = this.pending
     this.pending = []
     let stored: readonly Message[]
     try {
-      stored = await this.storeAll(
-        writes.map((write) => write.input),
-        signal,
-      )
+      stored = await storeAll(writes.map((write) => write.input))
     } catch (error) {
       const partial = error instanceof PartialWriteError ? error : undefined
       const done = partial?.stored.slice(0, writes.length - 1) ?? []

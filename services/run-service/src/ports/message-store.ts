@@ -1,7 +1,7 @@
 import { type MessageStoreClient, MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
 import type { Message, MessageInput } from '@session-runtime/schemas'
 import type { UnconfirmedMessages } from '../domain/unconfirmed-messages.js'
-import { type MessagePort, PartialWriteError, type PortOptions } from '../engine/index.js'
+import { type HistoryRequest, type MessagePort, PartialWriteError, type PortOptions } from '../engine/index.js'
 
 /**
  * The engine's message port on the message-store, for one tenant (every call carries the request id).
@@ -31,6 +31,25 @@ export function messageStorePort(
   const store = (message: MessageInput, { signal }: PortOptions): Promise<Message> =>
     confirmed([message], signal, () => client.storeMessage(tenant, message, { signal, requestId }))
 
+  /** After a refused batch (a definite answer: nothing of it stored): one message at a time, as without it. */
+  async function oneByOne(messages: readonly MessageInput[], signal: AbortSignal): Promise<Message[]> {
+    const stored: Message[] = []
+    for (const message of messages) {
+      try {
+        stored.push(await store(message, { signal }))
+      } catch (err) {
+        throw new PartialWriteError(stored, { cause: err })
+      }
+    }
+    return stored
+  }
+
+  /** Whether a failed batch was refused as a whole, so that its messages may go one by one. */
+  const refused = (err: unknown) => err instanceof MessageStoreError && !(err instanceof MessageStoreUnavailableError)
+
+  const history = (query: HistoryRequest, signal: AbortSignal) =>
+    client.history(tenant, historyParams(query), { signal, requestId })
+
   return {
     store,
     /**
@@ -42,30 +61,35 @@ export function messageStorePort(
       try {
         return await confirmed(messages, signal, () => client.storeMessages(tenant, messages, { signal, requestId }))
       } catch (err) {
-        if (!(err instanceof MessageStoreError) || err instanceof MessageStoreUnavailableError) throw err
+        if (!refused(err)) throw err
       }
-      const stored: Message[] = []
-      for (const message of messages) {
-        try {
-          stored.push(await store(message, { signal }))
-        } catch (err) {
-          throw new PartialWriteError(stored, { cause: err })
-        }
-      }
-      return stored
+      return oneByOne(messages, signal)
     },
-    history: (query, { signal }) =>
-      client.history(
-        tenant,
-        {
-          flow_id: query.flowId,
-          session_id: query.sessionId,
-          limit: query.limit,
-          order: query.order,
-          ...(query.sender !== undefined ? { sender: query.sender } : {}),
-          ...(query.senderName !== undefined ? { sender_name: query.senderName } : {}),
-        },
-        { signal, requestId },
-      ),
+    /** `POST /internal/messages/then-history`; refused as a whole: one at a time, then the read. */
+    storeThenHistory: async (messages, query, { signal }) => {
+      try {
+        const answer = await confirmed(messages, signal, () =>
+          client.storeThenHistory(tenant, messages, historyParams(query), { signal, requestId }),
+        )
+        return { stored: answer.messages, history: answer.history }
+      } catch (err) {
+        if (!refused(err)) throw err
+      }
+      const stored = await oneByOne(messages, signal)
+      return { stored, history: await history(query, signal) }
+    },
+    history: (query, { signal }) => history(query, signal),
+  }
+}
+
+/** The engine's history request as the client's query. */
+function historyParams(query: HistoryRequest) {
+  return {
+    flow_id: query.flowId,
+    session_id: query.sessionId,
+    limit: query.limit,
+    order: query.order,
+    ...(query.sender !== undefined ? { sender: query.sender } : {}),
+    ...(query.senderName !== undefined ? { sender_name: query.senderName } : {}),
   }
 }

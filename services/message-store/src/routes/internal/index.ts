@@ -1,5 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorEnvelope, HistoryQuery, Message, MessageBatch, MessageInput, Uuid } from '@session-runtime/schemas'
+import {
+  ErrorEnvelope,
+  HistoryQuery,
+  Message,
+  MessageBatch,
+  MessageInput,
+  MessagesThenHistory,
+  StoredThenHistory,
+  Uuid,
+} from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
 import { sendSerialized, sendSerializedArray } from '../serialized.js'
 
@@ -48,6 +57,28 @@ const internal: FastifyPluginAsyncTypebox<{ bodyLimit: number }> = async (app, o
     },
     async (request, reply) =>
       sendSerializedArray(reply, 201, await app.repository.write(request.tenant, request.body.messages)),
+  )
+
+  app.post(
+    '/internal/messages/then-history',
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        summary: "Store messages in one statement (idempotent on id), then read a session's history",
+        description:
+          'One call for what a run does before its Memory component reads: the messages it emitted so far are ' +
+          'stored (as `/internal/messages/batch`), then the history is read (as `/internal/history`), so the ' +
+          'read sees them.',
+        body: MessagesThenHistory,
+        response: { 201: StoredThenHistory, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const stored = await app.repository.write(request.tenant, request.body.messages)
+      const history = await app.repository.readHistory(request.tenant, request.body.history)
+      const json = `{"messages":[${stored.map((m) => m.json).join(',')}],"history":${history.toString()}}`
+      return sendSerialized(reply, 201, json)
+    },
   )
 
   app.post(
