@@ -48,6 +48,10 @@ export interface StreamRun {
   startedAt: number
   endedAt: number
   status?: number
+  /** Milliseconds from the request to the response's headers. */
+  headersMs?: number
+  /** Milliseconds from the request to the first `add_message` event (the user's message stored). */
+  firstMessageMs?: number
   /** Milliseconds from the request to the first token event. */
   firstTokenMs?: number
   tokens: number
@@ -120,6 +124,7 @@ export function streamRun(opts: StreamRunOptions): Promise<StreamRun> {
       },
       (res) => {
         run.status = res.statusCode
+        run.headersMs = performance.now() - run.startedAt
         res.setEncoding('utf8')
         if (res.statusCode !== 200) {
           let text = ''
@@ -153,6 +158,8 @@ export function streamRun(opts: StreamRunOptions): Promise<StreamRun> {
               continue
             }
             last = event.event
+            if (event.event === 'add_message' && run.firstMessageMs === undefined)
+              run.firstMessageMs = at - run.startedAt
             if (event.event === 'end') run.reply = replyOf((event.data as { result?: unknown }).result)
             if (event.event === 'error') run.failure = `error event: ${JSON.stringify(event.data).slice(0, 200)}`
           }

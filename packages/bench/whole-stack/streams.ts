@@ -3,8 +3,12 @@
  * streamed runs at an LLM's pace the stack carries at once, through the gateway.
  *
  * The message-store, the run-service and the gateway run as three child processes (startStack of
- * @session-runtime/stack, as whole-stack/run.ts and capacity.ts start them), on real Postgres and Redis when
- * reachable (own schemas and key prefix, removed afterwards; else embedded PGlite and the in-process cache).
+ * @session-runtime/stack, as whole-stack/run.ts and capacity.ts start them). Their Postgres and Redis: as in
+ * capacity.ts, a Postgres server and a redis-server of this run's own (from the installed binaries, on free
+ * ports, removed afterwards: other people's tests and benches on the shared ones would make the message writes,
+ * not the streams, what is measured; its Postgres runs with fsync=off); without the binaries, or with
+ * BENCH_STREAMS_OWN_SERVERS=0, the shared ones when reachable (own schemas and key prefix, removed afterwards),
+ * else embedded PGlite and the in-process cache.
  * Their model is the fake OpenAI-compatible one of @session-runtime/stack in a fourth process
  * (whole-stack/paced-model.ts): each reply BENCH_STREAMS_TOKENS word chunks, BENCH_STREAMS_TOKEN_MS apart.
  * The flow is fixtures/langflow-basic-prompting.json (ChatInput → Language Model ← Prompt, → ChatOutput),
@@ -41,11 +45,13 @@
  *   BENCH_STREAMS_HEAP_SNAPSHOT=1 (each probed process writes a heap snapshot at the end of every plateau, into
  *   whole-stack/.profiles/heap; slow), BENCH_CPU_PROF=1 (profile the services: whole-stack/.profiles/, top frames
  *   printed), BENCH_QUIET_WAIT (s to wait before each level for other processes to go quiet, default 20),
- *   BENCH_DOCS=0|1 (write docs/benchmarks.md; default: for plateaus of 10 s or more), BENCH_DATABASE_URL,
- *   BENCH_REDIS_URL, FIXTURES_DIR (as run.ts). About 2–3 minutes with the defaults.
+ *   BENCH_STREAMS_SERVICE_LOG (a file every line of the services goes to, besides the warnings shown),
+ *   BENCH_DOCS=0|1 (write docs/benchmarks.md; default: for plateaus of 10 s or more), BENCH_STREAMS_OWN_SERVERS
+ *   (1), BENCH_DATABASE_URL, BENCH_REDIS_URL (the shared ones), FIXTURES_DIR (as run.ts). About 2–3 minutes with the defaults.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
@@ -55,16 +61,21 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import {
   childExecArgv,
+  hasRedisServer,
   type ProcessStack,
+  postgresBin,
   postgresVersion,
   redisVersion,
   type ServiceName,
   sleep,
+  startPostgresServer,
+  startRedisServer,
   startStack,
   stopChild,
+  type Teardown,
   withPg,
 } from '@session-runtime/stack'
-import { cpuDelta, cpuSnapshot, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
+import { cpuDelta, cpuSnapshot, parentOf, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
 import { DOCS_NOT_WRITTEN, fetchExpecting, positiveInt, writeDocsWanted } from '../src/load.js'
 import { profileSummaries } from '../src/profiles.js'
 import { fmt, machineLines, pct, sectionHeading, sectionText } from '../src/report.js'
@@ -87,6 +98,8 @@ const RAMP_S = positiveInt(env.BENCH_STREAMS_RAMP, STREAM_MS / 1000)
 const WARMUP_S = positiveInt(env.BENCH_STREAMS_WARMUP, 5)
 const WARMUP_STREAMS = 100
 const ALL_LEVELS = env.BENCH_STREAMS_ALL === '1'
+const OWN_SERVERS = env.BENCH_STREAMS_OWN_SERVERS !== '0'
+const SERVICE_LOG = env.BENCH_STREAMS_SERVICE_LOG
 const LOG_LEVEL = env.BENCH_STREAMS_LOG_LEVEL
 const HEAP_SNAPSHOT = env.BENCH_STREAMS_HEAP_SNAPSHOT === '1'
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
@@ -149,8 +162,11 @@ let warnLines = 0
 let infoLines = 0
 const shownWarnings: string[] = []
 
+const serviceLog = SERVICE_LOG ? createWriteStream(SERVICE_LOG) : undefined
+
 /** A line of a probed process: a probe's report, else a log line (warnings and errors shown, 20 at most). */
 function onLine(name: string, line: string, stream: 'stdout' | 'stderr') {
+  serviceLog?.write(`${name} ${line}\n`)
   const report = probeReport(line)
   if (report) {
     waiting.get(report.pid)?.(report)
@@ -209,16 +225,29 @@ const CPU_COLUMNS = [
 ] as const
 type Cpu = Record<(typeof CPU_COLUMNS)[number], number>
 
-function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined): Cpu | undefined {
+/** With servers of this run's own: their processes (the postmaster, its children; redis-server). */
+let ownServerPids: { postmaster: number; redis?: number } | undefined
+
+async function cpuBetween(a: Snapshot | undefined, b: Snapshot | undefined): Promise<Cpu | undefined> {
   if (!a || !b) return undefined
   const { used, toCores } = cpuDelta(a, b)
   const byPid = (pid: number) => used((p) => p === pid)
+  type Match = (pid: number, comm: string) => boolean
+  let isPostgres: Match = (_pid, comm) => comm === 'postgres'
+  let isRedis: Match = (_pid, comm) => comm.startsWith('redis-server')
+  if (ownServerPids) {
+    const { postmaster, redis } = ownServerPids
+    const pg = new Set([postmaster])
+    for (const pid of b.procs.keys()) if ((await parentOf(pid)) === postmaster) pg.add(pid)
+    isPostgres = (pid) => pg.has(pid)
+    isRedis = (pid) => pid === redis
+  }
   const ticks = {
     gateway: byPid(pids.gateway),
     'run-service': byPid(pids['run-service']),
     'message-store': byPid(pids['message-store']),
-    postgres: used((_, comm) => comm === 'postgres'),
-    redis: used((_, comm) => comm.startsWith('redis-server')),
+    postgres: used(isPostgres),
+    redis: used(isRedis),
     model: byPid(pids.model),
     'load generator': byPid(process.pid),
     other: 0,
@@ -250,6 +279,12 @@ interface LevelResult {
   runsPerSecond: number
   addedGap: { p50: number; p99: number; max: number; count: number }
   firstToken: { p50: number; p99: number }
+  /** Of the first token's wait: until the response's headers, until the user's message is stored (p50s). */
+  firstTokenParts: { headers: number; stored: number }
+  /** Wall time of the runs that ended in the plateau, milliseconds. */
+  duration: { p50: number; p99: number }
+  /** Token events the clients got per second during the plateau. */
+  tokensPerSecond: number
   inFlightAtEnd: number
   eld: Record<Probed, number>
   loadEld: number
@@ -327,20 +362,26 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
   const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
   const gaps = new Samples()
   let window = { from: Number.POSITIVE_INFINITY, to: Number.POSITIVE_INFINITY }
+  let tokensInWindow = 0
   const onToken = (at: number, gap: number | undefined) => {
-    if (gap !== undefined && at >= window.from && at <= window.to) gaps.add(gap - TOKEN_MS)
+    if (at < window.from || at > window.to) return
+    tokensInWindow++
+    if (gap !== undefined) gaps.add(gap - TOKEN_MS)
   }
   const loop = closedLoop(streams, target, agent, `L${streams}`, onToken)
   await sleep(RAMP_S * 1000 + SETTLE_MS)
   await probeAll() // GC and a fresh event-loop delay window at the plateau's start
   await sleep(300) // tokens held back by those GCs are not counted
   const from = performance.now()
+  const fromClock = process.hrtime.bigint() / 1000n
   window = { from, to: Number.POSITIVE_INFINITY }
   ownDelay.reset()
   const cpuBefore = await cpuSnapshot()
   await sleep(PLATEAU_S * 1000)
   const to = performance.now()
   window = { from, to }
+  // the profiles' clock (CLOCK_MONOTONIC, µs): their samples of the plateau alone can be picked out
+  if (CPU_PROF) log(`  plateau: ${fromClock}..${process.hrtime.bigint() / 1000n} µs (monotonic clock of the profiles)`)
   const cpuAfter = await cpuSnapshot()
   const loadEld = Math.max(0, ownDelay.percentile(99) / 1e6 - 10)
   const inFlightAtEnd = loop.inFlight()
@@ -377,9 +418,19 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
   }
   const inWindow = runs.filter((run) => run.startedAt >= from && run.startedAt <= to)
   const firstTokens = new Samples()
-  for (const run of inWindow) if (run.firstTokenMs !== undefined) firstTokens.add(run.firstTokenMs)
+  const headersAt = new Samples()
+  const storedAt = new Samples()
+  for (const run of inWindow) {
+    if (run.firstTokenMs !== undefined) firstTokens.add(run.firstTokenMs)
+    if (run.headersMs !== undefined) headersAt.add(run.headersMs)
+    if (run.firstMessageMs !== undefined) storedAt.add(run.firstMessageMs)
+  }
   const [g50, g99, gMax] = gaps.percentiles(50, 99, 100) as [number, number, number]
   const [f50, f99] = firstTokens.percentiles(50, 99) as [number, number]
+  const endedInWindow = runs.filter((run) => run.endedAt >= from && run.endedAt <= to)
+  const durations = new Samples()
+  for (const run of endedInWindow) durations.add(run.endedAt - run.startedAt)
+  const [d50, d99] = durations.percentiles(50, 99) as [number, number]
   const heap = (name: Probed) => (plateau[name].memory.heapUsed - idle[name].memory.heapUsed) / streams
   const result: Omit<LevelResult, 'pass' | 'missed'> = {
     streams,
@@ -387,15 +438,18 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
     completed: good.length,
     stored: storedOnce,
     failures,
-    runsPerSecond: runs.filter((run) => run.endedAt >= from && run.endedAt <= to).length / ((to - from) / 1000),
+    runsPerSecond: endedInWindow.length / ((to - from) / 1000),
+    duration: { p50: d50, p99: d99 },
+    tokensPerSecond: tokensInWindow / ((to - from) / 1000),
     addedGap: { p50: g50, p99: g99, max: gMax, count: gaps.length },
     firstToken: { p50: f50, p99: f99 },
+    firstTokenParts: { headers: headersAt.percentiles(50)[0] as number, stored: storedAt.percentiles(50)[0] as number },
     inFlightAtEnd,
     eld: Object.fromEntries(PROBED.map((name) => [name, plateau[name].eld.p99])) as Record<Probed, number>,
     loadEld,
     heapPerStream: Object.fromEntries(PROBED.map((name) => [name, heap(name)])) as Record<Probed, number>,
     idleHeap: Object.fromEntries(PROBED.map((name) => [name, idle[name].memory.heapUsed])) as Record<Probed, number>,
-    cpu: cpuBetween(cpuBefore, cpuAfter),
+    cpu: await cpuBetween(cpuBefore, cpuAfter),
   }
   const missed = verdictOf(result)
   return { ...result, pass: missed.length === 0, missed }
@@ -458,15 +512,28 @@ function findings(results: LevelResult[]): string[] {
 
 // ---------------------------------------------------------------- main
 
-const { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, hasPostgres, hasRedis } = await findBackends('BENCH')
+const teardowns: (() => unknown)[] = []
+const own: Teardown = { teardown: (fn) => teardowns.push(fn) }
+const shared = await findBackends('BENCH')
+const bin = OWN_SERVERS ? await postgresBin() : undefined
+const ownPostgres = bin ? await startPostgresServer(own, bin) : undefined
+const ownRedis = OWN_SERVERS && hasRedisServer() ? await startRedisServer(own) : undefined
+const DATABASE_URL = ownPostgres?.url ?? shared.databaseUrl
+const REDIS_URL = ownRedis?.url ?? shared.redisUrl
+const hasPostgres = ownPostgres !== undefined || shared.hasPostgres
+const hasRedis = ownRedis !== undefined || shared.hasRedis
+if (ownPostgres?.proc?.pid) ownServerPids = { postmaster: ownPostgres.proc.pid, redis: ownRedis?.proc?.pid }
 const startedAt = new Date()
 log(
   `slow streams: levels ${levels.join(', ')} streams; ${TOKENS} tokens ${TOKEN_MS} ms apart; ramp ${RAMP_S} s, plateau ${PLATEAU_S} s`,
 )
 log(`open files: ${openFiles} per process (Node raises the soft limit to the hard one)`)
-log(`postgres: ${hasPostgres ? `${DATABASE_URL} (own schemas)` : 'not reachable, using embedded PGlite'}`)
+const sharedAt = (what: string) => `${what} (own schemas and key prefix)`
 log(
-  `redis:    ${hasRedis ? `${REDIS_URL} (own key prefix)` : "not reachable, using the message-store's in-process cache"}`,
+  `postgres: ${ownPostgres ? `${ownPostgres.describe()}, fsync=off` : hasPostgres ? sharedAt(DATABASE_URL) : 'not reachable, using embedded PGlite'}`,
+)
+log(
+  `redis:    ${ownRedis ? `own redis-server on port ${ownRedis.port}` : hasRedis ? sharedAt(REDIS_URL) : "not reachable, using the message-store's in-process cache"}`,
 )
 if (CPU_PROF || HEAP_SNAPSHOT) {
   await rm(PROFILE_DIR, { recursive: true, force: true })
@@ -490,17 +557,20 @@ const backends = { postgres: '', redis: '' }
 const cleanUp = async () => {
   await stack?.stop().catch((err) => log(`could not stop the stack or remove its schemas and keys: ${err}`))
   if (model) await stopChild(model, { timeoutMs: 5_000 })
+  for (const fn of teardowns.reverse()) await Promise.resolve(fn()).catch((err) => log(`clean-up: ${err}`))
 }
 process.once('SIGINT', () => {
   void cleanUp().finally(() => process.exit(130))
 })
 
 try {
-  if (hasPostgres)
-    backends.postgres = `Postgres ${await postgresVersion(DATABASE_URL)} at ${new URL(DATABASE_URL).host} (own schemas, dropped afterwards)`
-  else backends.postgres = 'embedded PGlite in each service'
+  const where = ownPostgres ? "this run's own server (fsync=off)" : `${new URL(DATABASE_URL).host}, own schemas`
+  backends.postgres = hasPostgres
+    ? `Postgres ${await postgresVersion(DATABASE_URL)} (${where}, removed afterwards)`
+    : 'embedded PGlite in each service'
+  const redisWhere = ownRedis ? "this run's own redis-server" : `${new URL(REDIS_URL).host}, own key prefix`
   backends.redis = hasRedis
-    ? `Redis ${await redisVersion(REDIS_URL)} at ${new URL(REDIS_URL).host} (message-store cache)`
+    ? `Redis ${await redisVersion(REDIS_URL)} (${redisWhere}; message-store cache)`
     : "the message-store's in-process cache"
 
   model = fork(join(here, 'paced-model.ts'), [], {
@@ -549,6 +619,9 @@ try {
   const { gateway } = stack.services
   for (const name of SERVICES) pids[name] = stack.services[name].child.pid ?? -1
   const schema = stack.schemas.messageStore
+  log(
+    `ports: gateway ${gateway.port}, run-service ${stack.services['run-service'].port}, message-store ${stack.services['message-store'].port}, model ${new URL(modelUrl).port}`,
+  )
 
   const headers = { 'x-api-key': API_KEY }
   const flow = JSON.parse(
@@ -636,6 +709,9 @@ try {
     results.push(r)
     log(
       `  runs ${fmt(r.stored)} ended and stored once of ${fmt(r.started)} (${fmt(r.runsPerSecond)}/s); added gap p50 ${ms1(r.addedGap.p50)} p99 ${ms1(r.addedGap.p99)} max ${ms1(r.addedGap.max)} ms over ${fmt(r.addedGap.count)} gaps; first token p50 ${fmt(r.firstToken.p50)} p99 ${fmt(r.firstToken.p99)} ms`,
+    )
+    log(
+      `  runs last p50 ${fmt(r.duration.p50)} p99 ${fmt(r.duration.p99)} ms; ${fmt(r.tokensPerSecond)} tokens/s reach the clients; first token p50 ${fmt(r.firstToken.p50)} ms: headers at ${fmt(r.firstTokenParts.headers)}, user's message stored at ${fmt(r.firstTokenParts.stored)}`,
     )
     log(
       `  event-loop delay p99 ms: ${PROBED.map((n) => `${n} ${ms1(r.eld[n])}`).join(', ')}, load generator ${ms1(r.loadEld)}`,
