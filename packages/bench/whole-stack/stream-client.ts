@@ -55,6 +55,8 @@ export interface StreamRun {
   /** Milliseconds from the request to the first token event. */
   firstTokenMs?: number
   tokens: number
+  /** When each token event arrived: epoch milliseconds (performance.timeOrigin + performance.now()). */
+  tokenAt: number[]
   /** The stream's last event was `end` (and nothing came after it). */
   ended: boolean
   /** The reply's message in the `end` event's result. */
@@ -73,8 +75,6 @@ export interface StreamRunOptions {
   input: string
   /** Bound of the whole run, milliseconds. */
   timeoutMs: number
-  /** Each token event as it arrives (performance.now()), from the second one on with the gap since the one before. */
-  onToken?: (at: number, gapMs: number | undefined) => void
 }
 
 interface RunResult {
@@ -97,10 +97,10 @@ export function streamRun(opts: StreamRunOptions): Promise<StreamRun> {
     startedAt: performance.now(),
     endedAt: 0,
     tokens: 0,
+    tokenAt: [],
     ended: false,
   }
   return new Promise((resolve) => {
-    let lastToken: number | undefined
     let last: string | undefined
     let finished = false
     const finish = (failure?: string) => {
@@ -152,8 +152,7 @@ export function streamRun(opts: StreamRunOptions): Promise<StreamRun> {
             if (event === 'token') {
               run.tokens++
               if (run.firstTokenMs === undefined) run.firstTokenMs = at - run.startedAt
-              opts.onToken?.(at, lastToken === undefined ? undefined : at - lastToken)
-              lastToken = at
+              run.tokenAt.push(performance.timeOrigin + at)
               last = 'token'
               continue
             }
@@ -213,4 +212,47 @@ export class Samples {
   percentiles(...ps: number[]): number[] {
     return percentiles(this.values(), ...ps)
   }
+}
+
+/** What the token events of some runs say, over a window of time (epoch milliseconds). */
+export interface TokenTimings {
+  /** Token events that arrived in the window. */
+  tokens: number
+  /** Per token after a run's first (arrived in the window): the gap since the one before minus `intervalMs`. */
+  addedGap: Samples
+  /**
+   * The same gap minus the model's own gap between writing those two words, instead of `intervalMs`: what the
+   * stack (and the client's reading) added, without the model's lateness. Only runs whose write times are known.
+   */
+  stackGap: Samples
+  /** Per token: arrival minus the model's write, milliseconds (the two processes' clocks, from one system clock). */
+  latency: Samples
+}
+
+/**
+ * Token timings of `runs` in `window`: from each run's arrival times (`tokenAt`) and, when `written` has the
+ * run's input, when the model wrote each word (epoch milliseconds, word k ↔ token event k).
+ */
+export function tokenTimings(
+  runs: readonly Pick<StreamRun, 'input' | 'tokenAt'>[],
+  written: ReadonlyMap<string, readonly number[]>,
+  window: { from: number; to: number },
+  intervalMs: number,
+): TokenTimings {
+  const timings: TokenTimings = { tokens: 0, addedGap: new Samples(), stackGap: new Samples(), latency: new Samples() }
+  for (const run of runs) {
+    const sent = written.get(run.input)
+    for (const [k, at] of run.tokenAt.entries()) {
+      if (at < window.from || at > window.to) continue
+      timings.tokens++
+      const wrote = sent?.[k]
+      if (wrote !== undefined) timings.latency.add(at - wrote)
+      if (k === 0) continue
+      const gap = at - (run.tokenAt[k - 1] as number)
+      timings.addedGap.add(gap - intervalMs)
+      const wroteBefore = sent?.[k - 1]
+      if (wrote !== undefined && wroteBefore !== undefined) timings.stackGap.add(gap - (wrote - wroteBefore))
+    }
+  }
+  return timings
 }

@@ -80,10 +80,10 @@ import { DOCS_NOT_WRITTEN, fetchExpecting, positiveInt, writeDocsWanted } from '
 import { profileSummaries } from '../src/profiles.js'
 import { fmt, machineLines, pct, sectionHeading, sectionText } from '../src/report.js'
 import { findBackends } from './backends.js'
-import type { PacedModelStart } from './paced-model.js'
+import type { PacedModelRequest, PacedModelStart, PacedModelTimes } from './paced-model.js'
 import { type ProbeReport, probeReport } from './probe-report.js'
 import { withOwnSection } from './report.js'
-import { pacedReply, Samples, type StreamRun, streamRun } from './stream-client.js'
+import { pacedReply, Samples, type StreamRun, streamRun, tokenTimings } from './stream-client.js'
 
 const env = process.env
 const LEVELS = (env.BENCH_STREAMS_LEVELS ?? '250,500,1000,2000,4000')
@@ -277,7 +277,12 @@ interface LevelResult {
   stored: number
   failures: Map<string, number>
   runsPerSecond: number
+  /** Client gap between two tokens of a run minus the model's interval. */
   addedGap: { p50: number; p99: number; max: number; count: number }
+  /** Client gap minus the model's own gap between writing the two words: what the stack added (the target). */
+  stackGap: { p50: number; p99: number; max: number; count: number }
+  /** Token latency, model's write → client. */
+  latency: { p50: number; p99: number }
   firstToken: { p50: number; p99: number }
   /** Of the first token's wait: until the response's headers, until the user's message is stored (p50s). */
   firstTokenParts: { headers: number; stored: number }
@@ -306,13 +311,7 @@ interface Target {
 const TAG = randomBytes(3).toString('hex')
 
 /** N workers, each running streamed runs one after another until told to stop. */
-function closedLoop(
-  streams: number,
-  target: Target,
-  agent: http.Agent,
-  label: string,
-  onToken: (at: number, gap: number | undefined) => void,
-) {
+function closedLoop(streams: number, target: Target, agent: http.Agent, label: string) {
   const runs: StreamRun[] = []
   let stopping = false
   let inFlight = 0
@@ -321,7 +320,7 @@ function closedLoop(
     for (let k = 0; !stopping; k++) {
       const input = `${label}-${i}-${k}-${TAG}`
       inFlight++
-      const run = await streamRun({ agent, ...target, session: input, input, timeoutMs: RUN_TIMEOUT_MS, onToken })
+      const run = await streamRun({ agent, ...target, session: input, input, timeoutMs: RUN_TIMEOUT_MS })
       inFlight--
       runs.push(run)
     }
@@ -342,11 +341,24 @@ type Stored = Map<string, { replies: { id: string; text: string }[]; messages: n
 
 let storedOf: (flowId: string, sessions: string[]) => Promise<Stored>
 
+/** When the model wrote each word of the replies to `inputs` (then forgotten by the model), by input. */
+async function modelTimes(inputs: string[]): Promise<Map<string, number[]>> {
+  const all = new Map<string, number[]>()
+  for (let at = 0; at < inputs.length; at += 1000) {
+    const answer = new Promise<PacedModelTimes>((resolve) =>
+      model?.once('message', (m) => resolve(m as PacedModelTimes)),
+    )
+    model?.send({ times: inputs.slice(at, at + 1000) } satisfies PacedModelRequest)
+    for (const [input, times] of Object.entries((await answer).times)) all.set(input, times)
+  }
+  return all
+}
+
 function verdictOf(r: Omit<LevelResult, 'pass' | 'missed'>): string[] {
   const missed: string[] = []
   if (r.stored < r.started)
     missed.push(`${fmt(r.started - r.stored)} of ${fmt(r.started)} runs not complete and stored once`)
-  if (!(r.addedGap.p99 < TARGET.addedGapP99Ms)) missed.push(`added gap p99 ${fmt(r.addedGap.p99, 1)} ms`)
+  if (!(r.stackGap.p99 < TARGET.addedGapP99Ms)) missed.push(`gap added by the stack p99 ${fmt(r.stackGap.p99, 1)} ms`)
   for (const name of SERVICES) {
     if (!(r.eld[name] < TARGET.eldP99Ms)) missed.push(`${name} event-loop delay p99 ${fmt(r.eld[name], 1)} ms`)
     if (!(r.heapPerStream[name] < TARGET.heapPerStreamBytes)) {
@@ -360,26 +372,16 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
   await waitQuiet()
   const idle = await probeAll()
   const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
-  const gaps = new Samples()
-  let window = { from: Number.POSITIVE_INFINITY, to: Number.POSITIVE_INFINITY }
-  let tokensInWindow = 0
-  const onToken = (at: number, gap: number | undefined) => {
-    if (at < window.from || at > window.to) return
-    tokensInWindow++
-    if (gap !== undefined) gaps.add(gap - TOKEN_MS)
-  }
-  const loop = closedLoop(streams, target, agent, `L${streams}`, onToken)
+  const loop = closedLoop(streams, target, agent, `L${streams}`)
   await sleep(RAMP_S * 1000 + SETTLE_MS)
   await probeAll() // GC and a fresh event-loop delay window at the plateau's start
   await sleep(300) // tokens held back by those GCs are not counted
   const from = performance.now()
   const fromClock = process.hrtime.bigint() / 1000n
-  window = { from, to: Number.POSITIVE_INFINITY }
   ownDelay.reset()
   const cpuBefore = await cpuSnapshot()
   await sleep(PLATEAU_S * 1000)
   const to = performance.now()
-  window = { from, to }
   // the profiles' clock (CLOCK_MONOTONIC, µs): their samples of the plateau alone can be picked out
   if (CPU_PROF) log(`  plateau: ${fromClock}..${process.hrtime.bigint() / 1000n} µs (monotonic clock of the profiles)`)
   const cpuAfter = await cpuSnapshot()
@@ -425,7 +427,15 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
     if (run.headersMs !== undefined) headersAt.add(run.headersMs)
     if (run.firstMessageMs !== undefined) storedAt.add(run.firstMessageMs)
   }
-  const [g50, g99, gMax] = gaps.percentiles(50, 99, 100) as [number, number, number]
+  const timings = tokenTimings(
+    runs,
+    await modelTimes(runs.map((run) => run.input)),
+    { from: performance.timeOrigin + from, to: performance.timeOrigin + to },
+    TOKEN_MS,
+  )
+  const [g50, g99, gMax] = timings.addedGap.percentiles(50, 99, 100) as [number, number, number]
+  const [s50, s99, sMax] = timings.stackGap.percentiles(50, 99, 100) as [number, number, number]
+  const [l50, l99] = timings.latency.percentiles(50, 99) as [number, number]
   const [f50, f99] = firstTokens.percentiles(50, 99) as [number, number]
   const endedInWindow = runs.filter((run) => run.endedAt >= from && run.endedAt <= to)
   const durations = new Samples()
@@ -440,8 +450,10 @@ async function runLevel(streams: number, target: Target, flowId: string): Promis
     failures,
     runsPerSecond: endedInWindow.length / ((to - from) / 1000),
     duration: { p50: d50, p99: d99 },
-    tokensPerSecond: tokensInWindow / ((to - from) / 1000),
-    addedGap: { p50: g50, p99: g99, max: gMax, count: gaps.length },
+    tokensPerSecond: timings.tokens / ((to - from) / 1000),
+    addedGap: { p50: g50, p99: g99, max: gMax, count: timings.addedGap.length },
+    stackGap: { p50: s50, p99: s99, max: sMax, count: timings.stackGap.length },
+    latency: { p50: l50, p99: l99 },
     firstToken: { p50: f50, p99: f99 },
     firstTokenParts: { headers: headersAt.percentiles(50)[0] as number, stored: storedAt.percentiles(50)[0] as number },
     inFlightAtEnd,
@@ -463,11 +475,11 @@ const cores = (n: number | undefined) => (n === undefined ? '—' : n.toFixed(2)
 
 function table(results: LevelResult[]): string[] {
   return [
-    '| streams (N) | runs ended with `end` + stored once / started | runs/s | added gap p50 / p99 ms | first token p50 / p99 ms | event-loop delay p99 ms: gateway / run-service / message-store (model, load) | heap per stream KB: gateway / run-service / message-store | targets |',
-    '|--:|--:|--:|--:|--:|--:|--:|:-:|',
+    '| streams (N) | runs ended with `end`, stored once / started | runs/s, tokens/s | gap added by the stack p50 / p99 ms | client gap − model interval p50 / p99 ms | token latency p50 / p99 ms | first token p50 / p99 ms | event-loop delay p99 ms: gateway / run-service / message-store (model, load generator) | heap per stream KB: gateway / run-service / message-store | targets |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|',
     ...results.map(
       (r) =>
-        `| ${fmt(r.streams)} | ${fmt(r.stored)} / ${fmt(r.started)} | ${fmt(r.runsPerSecond)} | ${ms1(r.addedGap.p50)} / ${ms1(r.addedGap.p99)} | ${fmt(r.firstToken.p50)} / ${fmt(r.firstToken.p99)} | ${ms1(r.eld.gateway)} / ${ms1(r.eld['run-service'])} / ${ms1(r.eld['message-store'])} (${ms1(r.eld.model)}, ${ms1(r.loadEld)}) | ${kb(r.heapPerStream.gateway)} / ${kb(r.heapPerStream['run-service'])} / ${kb(r.heapPerStream['message-store'])} | ${r.pass ? '✔' : '✘'} |`,
+        `| ${fmt(r.streams)} | ${fmt(r.stored)} / ${fmt(r.started)} | ${fmt(r.runsPerSecond)}, ${fmt(r.tokensPerSecond)} | ${ms1(r.stackGap.p50)} / ${ms1(r.stackGap.p99)} | ${ms1(r.addedGap.p50)} / ${ms1(r.addedGap.p99)} | ${ms1(r.latency.p50)} / ${ms1(r.latency.p99)} | ${fmt(r.firstToken.p50)} / ${fmt(r.firstToken.p99)} | ${ms1(r.eld.gateway)} / ${ms1(r.eld['run-service'])} / ${ms1(r.eld['message-store'])} (${ms1(r.eld.model)}, ${ms1(r.loadEld)}) | ${kb(r.heapPerStream.gateway)} / ${kb(r.heapPerStream['run-service'])} / ${kb(r.heapPerStream['message-store'])} | ${r.pass ? '✔' : '✘'} |`,
     ),
   ]
 }
@@ -697,10 +709,11 @@ try {
   )
   log(`warm-up: ${WARMUP_STREAMS} streams for ${WARMUP_S} s`)
   const warmAgent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY })
-  const warm = closedLoop(WARMUP_STREAMS, target, warmAgent, 'warm', () => {})
+  const warm = closedLoop(WARMUP_STREAMS, target, warmAgent, 'warm')
   await sleep(WARMUP_S * 1000)
   await warm.stop()
   warmAgent.destroy()
+  model.send({ forget: true } satisfies PacedModelRequest)
   await probeAll() // starts the event-loop delay windows afresh
 
   for (const streams of levels) {
@@ -708,7 +721,7 @@ try {
     const r = await runLevel(streams, target, flow.id)
     results.push(r)
     log(
-      `  runs ${fmt(r.stored)} ended and stored once of ${fmt(r.started)} (${fmt(r.runsPerSecond)}/s); added gap p50 ${ms1(r.addedGap.p50)} p99 ${ms1(r.addedGap.p99)} max ${ms1(r.addedGap.max)} ms over ${fmt(r.addedGap.count)} gaps; first token p50 ${fmt(r.firstToken.p50)} p99 ${fmt(r.firstToken.p99)} ms`,
+      `  runs ${fmt(r.stored)} ended and stored once of ${fmt(r.started)} (${fmt(r.runsPerSecond)}/s); gap added by the stack p50 ${ms1(r.stackGap.p50)} p99 ${ms1(r.stackGap.p99)} max ${ms1(r.stackGap.max)} ms over ${fmt(r.stackGap.count)} gaps (client gap − ${TOKEN_MS} ms: p50 ${ms1(r.addedGap.p50)} p99 ${ms1(r.addedGap.p99)}); token latency model → client p50 ${ms1(r.latency.p50)} p99 ${ms1(r.latency.p99)} ms; first token p50 ${fmt(r.firstToken.p50)} p99 ${fmt(r.firstToken.p99)} ms`,
     )
     log(
       `  runs last p50 ${fmt(r.duration.p50)} p99 ${fmt(r.duration.p99)} ms; ${fmt(r.tokensPerSecond)} tokens/s reach the clients; first token p50 ${fmt(r.firstToken.p50)} ms: headers at ${fmt(r.firstTokenParts.headers)}, user's message stored at ${fmt(r.firstTokenParts.stored)}`,

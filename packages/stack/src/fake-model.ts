@@ -38,6 +38,8 @@ export interface FakeModelOptions {
   chunkIntervalMs?: number
   /** Whether `calls` keeps every call; default true (a benchmark's hundreds of thousands: false). */
   recordCalls?: boolean
+  /** Told as each word of a streamed reply is written: its index (from 0) and when (performance.now()). */
+  onChunk?: (call: ChatCall, word: number, at: number) => void
 }
 
 export interface FakeModel {
@@ -124,6 +126,7 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(chunk({ role: 'assistant', content: '' }))
     res.write(chunk({ content: words[0] ?? '' }))
+    opts.onChunk?.(call, 0, performance.now())
     await gate
     const interval = opts.chunkIntervalMs ?? 0
     const first = performance.now()
@@ -132,6 +135,7 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
       if (interval > 0) await sleep(first + k * interval - performance.now())
       if (res.destroyed) return
       res.write(chunk({ content: word }))
+      opts.onChunk?.(call, k, performance.now())
     }
     if (res.destroyed) return
     res.write(chunk({}, 'stop'))

@@ -76,7 +76,13 @@ t.test('the fake model answers, streams word by word, records every call', async
 })
 
 t.test('the fake model streams at the pace it is given, and may keep no calls', async (t) => {
-  const model = await startFakeModel(t, { reply: () => 'one two three four', chunkIntervalMs: 40, recordCalls: false })
+  const told: { word: number; at: number }[] = []
+  const model = await startFakeModel(t, {
+    reply: () => 'one two three four',
+    chunkIntervalMs: 40,
+    recordCalls: false,
+    onChunk: (_call, word, at) => told.push({ word, at }),
+  })
   const asked = performance.now()
   const res = await chat(model.url, { stream: true })
   const arrivals: { word: string; at: number }[] = []
@@ -102,6 +108,15 @@ t.test('the fake model streams at the pace it is given, and may keep no calls', 
   )
   t.ok((arrivals.at(-1)?.at ?? 0) - asked >= 118, 'the last chunk 3 intervals after the first or later')
   t.same(model.calls, [], 'no call kept')
+  t.same(
+    told.map((c) => c.word),
+    [0, 1, 2, 3],
+    'each word told as it is written',
+  )
+  t.ok(
+    told.slice(1).every((c, i) => c.at - (told[i] as { at: number }).at >= 38),
+    'when it was written: the pace',
+  )
 })
 
 t.test('the fake model fails, hangs, holds, and takes its replies and failures from the test', async (t) => {
