@@ -28,7 +28,7 @@ t.test('events split however the bytes come; token events told without parsing',
     frame('add_message', { id: 'm1' }) + frame('token', { chunk: 'a', id: 'm2' }) + frame('end', result('a'))
   for (const size of [1, 2, 7, stream.length]) {
     const splitter = new EventSplitter()
-    const events = []
+    const events: ReturnType<EventSplitter['push']> = []
     for (let at = 0; at < stream.length; at += size) events.push(...splitter.push(stream.slice(at, at + size)))
     t.same(
       events.map((e) => (e === 'token' ? e : e.event)),
