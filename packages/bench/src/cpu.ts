@@ -34,6 +34,13 @@ export async function cpuSnapshot(): Promise<Snapshot | undefined> {
   }
 }
 
+/** Parent pid of a process, from /proc/<pid>/stat. */
+export async function parentOf(pid: number): Promise<number | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const close = text.lastIndexOf(')')
+  return close < 0 ? undefined : Number(text.slice(close + 2).split(' ')[1])
+}
+
 /**
  * Between two snapshots: `used` sums the ticks of the processes `match` picks (those that ran in both or
  * started since), `toCores` turns ticks into cores (1 = one core busy all along).

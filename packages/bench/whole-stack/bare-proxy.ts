@@ -36,7 +36,7 @@ serveWhenTold(async (msg: BareProxyStart) => {
       upstream,
       prefix,
       rewritePrefix: prefix,
-      undici: { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 },
+      undici: { connections: 4096, pipelining: 1, keepAliveTimeout: 30_000 },
       replyOptions: { rewriteRequestHeaders: rewriteRequestHeaders as never },
     })
   }

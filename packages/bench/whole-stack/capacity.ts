@@ -36,7 +36,7 @@ import {
 } from '@session-runtime/stack'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
-import { cpuDelta, cpuSnapshot, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
+import { cpuDelta, cpuSnapshot, parentOf, type Snapshot, waitUntilQuiet } from '../src/cpu.js'
 import { fetchExpecting, measured, positiveInt } from '../src/load.js'
 import { fmt } from '../src/report.js'
 
@@ -60,13 +60,6 @@ async function cleanUp() {
   for (const fn of teardowns.reverse()) await Promise.resolve(fn()).catch((err) => log(`clean-up: ${err}`))
 }
 process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)))
-
-/** Parent pid of a process, from /proc/<pid>/stat. */
-async function parentOf(pid: number): Promise<number | undefined> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-  const close = text.lastIndexOf(')')
-  return close < 0 ? undefined : Number(text.slice(close + 2).split(' ')[1])
-}
 
 /** Established TCP connections to each of `ports` (IPv4 and IPv6, from /proc/net/tcp*). */
 async function connectionsTo(ports: number[]): Promise<Map<number, number>> {

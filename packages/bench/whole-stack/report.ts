@@ -82,7 +82,7 @@ export function resultsTable(rows: Row[]): string[] {
 
 export const GATEWAY_HEADING = /^## .* — gateway \(/
 
-/** Hand-written notes under a gateway section (`### Notes …` to the section's end) outlive the next run. */
+/** Hand-written notes under a bench's section (`### Notes …` to the section's end) outlive the next run. */
 const NOTES = /^### Notes\b[\s\S]*$/m
 
 /**
@@ -92,11 +92,20 @@ const NOTES = /^### Notes\b[\s\S]*$/m
  * message-store's) are kept byte for byte.
  */
 export function withGatewaySection(doc: string, section: string, intro: string): string {
+  return withOwnSection(doc, section, intro, GATEWAY_HEADING)
+}
+
+/**
+ * docs/benchmarks.md with `section` as the newest entry (first under the intro): the previous section whose
+ * heading line matches `heading` (a bench's own) is removed, but for its `### Notes` (carried over under the
+ * new one); the intro and every other section are kept byte for byte.
+ */
+export function withOwnSection(doc: string, section: string, intro: string, heading: RegExp): string {
   const first = doc.search(/^## /m)
   const head = (first >= 0 ? doc.slice(0, first) : doc).trimEnd() || intro.trimEnd()
   const parts = first >= 0 ? doc.slice(first).split(/^(?=## )/m) : []
-  const notes = parts.filter((part) => GATEWAY_HEADING.test(part)).map((part) => NOTES.exec(part)?.[0].trimEnd())[0]
-  const rest = parts.filter((part) => !GATEWAY_HEADING.test(part)).join('')
+  const notes = parts.filter((part) => heading.test(part)).map((part) => NOTES.exec(part)?.[0].trimEnd())[0]
+  const rest = parts.filter((part) => !heading.test(part)).join('')
   const newSection = notes && !NOTES.test(section) ? `${section.trimEnd()}\n\n${notes}` : section.trimEnd()
   return `${head}\n\n${newSection}\n${rest ? `\n${rest}` : ''}`
 }

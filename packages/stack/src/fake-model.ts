@@ -1,6 +1,7 @@
-// A fake OpenAI-compatible model for the tests: `POST /v1/chat/completions` on 127.0.0.1 (real HTTP), answering
-// as one JSON completion or as SSE chunks (one per word, then `[DONE]`). It records every call, and can fail,
-// hang, or hold its replies until the test releases them.
+// A fake OpenAI-compatible model for the tests and benchmarks: `POST /v1/chat/completions` on 127.0.0.1 (real
+// HTTP), answering as one JSON completion or as SSE chunks (one per word, then `[DONE]`), at once or at an LLM's
+// pace (`chunkIntervalMs`). It records every call, and can fail, hang, or hold its replies until the test
+// releases them.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Teardown } from './child.js'
@@ -28,6 +29,17 @@ export interface FakeModelOptions {
   reply?: (call: ChatCall) => string
   /** A call it gives an error message for fails (500) with that message, as in mode `fail` (some providers put the prompt there). */
   failure?: (call: ChatCall) => string | undefined
+  /**
+   * A streamed reply's pace: milliseconds between two word chunks (the first word goes at once). Chunk k is
+   * due `k × chunkIntervalMs` after the first (after `release()` when held), so a late timer does not push back
+   * the chunks after it.
+   * Default 0: every chunk at once.
+   */
+  chunkIntervalMs?: number
+  /** Whether `calls` keeps every call; default true (a benchmark's hundreds of thousands: false). */
+  recordCalls?: boolean
+  /** Told as each word of a streamed reply is written: its index (from 0) and when (performance.now()). */
+  onChunk?: (call: ChatCall, word: number, at: number) => void
 }
 
 export interface FakeModel {
@@ -71,6 +83,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown) {
   res.end(JSON.stringify(body))
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
 /** Starts the fake model; it is closed (every connection cut, held replies released) when `t` ends. */
 export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): Promise<FakeModel> {
   let gate = Promise.resolve()
@@ -89,7 +103,7 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
   }
   const server = createServer(async (req, res) => {
     const call = await readCall(req)
-    fake.calls.push(call)
+    if (opts.recordCalls !== false) fake.calls.push(call)
     const failure = fake.mode === 'fail' ? FAILED : opts.failure?.(call)
     if (failure !== undefined) return sendJson(res, 500, { error: { message: failure, type: 'server_error' } })
     if (fake.mode === 'hang') {
@@ -112,9 +126,18 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
     res.writeHead(200, { 'content-type': 'text/event-stream' })
     res.write(chunk({ role: 'assistant', content: '' }))
     res.write(chunk({ content: words[0] ?? '' }))
+    opts.onChunk?.(call, 0, performance.now())
     await gate
+    const interval = opts.chunkIntervalMs ?? 0
+    const first = performance.now()
+    for (const [k, word] of words.entries()) {
+      if (k === 0) continue
+      if (interval > 0) await sleep(first + k * interval - performance.now())
+      if (res.destroyed) return
+      res.write(chunk({ content: word }))
+      opts.onChunk?.(call, k, performance.now())
+    }
     if (res.destroyed) return
-    for (const word of words.slice(1)) res.write(chunk({ content: word }))
     res.write(chunk({}, 'stop'))
     res.end('data: [DONE]\n\n')
   })

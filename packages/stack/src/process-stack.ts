@@ -109,6 +109,8 @@ export interface StackOptions {
   env?: Partial<Record<ServiceName | 'all', Record<string, string | undefined>>>
   /** Profile every service with --cpu-prof into `<cpuProfDir>/<name>`. */
   cpuProfDir?: string
+  /** More Node flags for every service, after the stack's own (e.g. `--expose-gc`, a bench's `--import` preload). */
+  nodeArgs?: string[]
   /** Each line a service writes, besides keeping it for `output()`; `index`: which process of the service. */
   onLine?: (name: ServiceName, line: string, stream: 'stdout' | 'stderr', index: number) => void
   /** A service exited that was not told to (not by `stop`, `kill` or `restart`). */
@@ -292,7 +294,7 @@ export async function startStack(opts: StackOptions = {}): Promise<ProcessStack>
 
   function spawnService(name: ServiceName, index: number): RunningService {
     const profileDir = opts.cpuProfDir ? join(opts.cpuProfDir, label({ name, index })) : undefined
-    const child = spawn(process.execPath, [...childExecArgv(profileDir), 'src/server.ts'], {
+    const child = spawn(process.execPath, [...childExecArgv(profileDir), ...(opts.nodeArgs ?? []), 'src/server.ts'], {
       cwd: join(repoRoot, 'services', name),
       env: envOf(name, index),
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -75,6 +75,50 @@ t.test('the fake model answers, streams word by word, records every call', async
   t.ok(streamed.endsWith('data: [DONE]\n\n'))
 })
 
+t.test('the fake model streams at the pace it is given, and may keep no calls', async (t) => {
+  const told: { word: number; at: number }[] = []
+  const model = await startFakeModel(t, {
+    reply: () => 'one two three four',
+    chunkIntervalMs: 40,
+    recordCalls: false,
+    onChunk: (_call, word, at) => told.push({ word, at }),
+  })
+  const asked = performance.now()
+  const res = await chat(model.url, { stream: true })
+  const arrivals: { word: string; at: number }[] = []
+  const decoder = new TextDecoder()
+  for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+    for (const event of decoder.decode(bytes, { stream: true }).split('\n\n')) {
+      if (!event.startsWith('data: {')) continue
+      const word = (JSON.parse(event.slice(6)) as { choices: { delta: { content?: string } }[] }).choices[0]?.delta
+        .content
+      if (word) arrivals.push({ word, at: performance.now() })
+    }
+  }
+  t.same(
+    arrivals.map((a) => a.word),
+    ['one ', 'two ', 'three ', 'four'],
+  )
+  // (the first chunk's arrival is late by the response's set-up here: gaps from the second one on)
+  const gaps = arrivals.slice(2).map((a, i) => a.at - (arrivals[i + 1] as { at: number }).at)
+  // timers never fire early (but for rounding to the millisecond); a late one is caught up by the next chunk
+  t.ok(
+    gaps.every((gap) => gap >= 38),
+    `each chunk about 40 ms after the one before: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`,
+  )
+  t.ok((arrivals.at(-1)?.at ?? 0) - asked >= 118, 'the last chunk 3 intervals after the first or later')
+  t.same(model.calls, [], 'no call kept')
+  t.same(
+    told.map((c) => c.word),
+    [0, 1, 2, 3],
+    'each word told as it is written',
+  )
+  t.ok(
+    told.slice(1).every((c, i) => c.at - (told[i] as { at: number }).at >= 38),
+    'when it was written: the pace',
+  )
+})
+
 t.test('the fake model fails, hangs, holds, and takes its replies and failures from the test', async (t) => {
   const model = await startFakeModel(t, {
     reply: (call) => `reply to ${call.user}`,

@@ -102,6 +102,7 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
     services: [runService, messageStore],
     healthIntervalMs: config.UPSTREAM_HEALTH_INTERVAL_MS,
     healthTimeoutMs: config.READY_TIMEOUT_MS,
+    connections: config.UPSTREAM_CONNECTIONS,
   })
   // each public prefix with the body limit its service applies there (413 at the edge above it)
   const limit = (serviceLimit: number) => Math.min(serviceLimit, config.GATEWAY_BODY_LIMIT_BYTES)

@@ -15,6 +15,12 @@ export const ConfigSchema = Type.Object({
   MESSAGE_STORE_URL: Type.String({ minLength: 1, default: 'http://127.0.0.1:7862' }),
   /** With several instances of a service: how often each one's `GET /ready` is polled (rotation). */
   UPSTREAM_HEALTH_INTERVAL_MS: Type.Integer({ minimum: 50, default: 1000 }),
+  /**
+   * Most keep-alive connections to each instance of a service, i.e. the most requests in flight to it; more wait
+   * in the gateway for a free one. A run holds its connection for the whole run (a streamed one as long as its
+   * model streams), so this bounds the runs in flight per run-service instance.
+   */
+  UPSTREAM_CONNECTIONS: Type.Integer({ minimum: 1, default: 4096 }),
   /** Largest request body forwarded on any route (413 above it). Flow exports are large. */
   GATEWAY_BODY_LIMIT_BYTES: bodyLimitSetting(8 * 1024 * 1024),
   // Each service's own body limits, by the same names and defaults as the service reads them: the gateway

@@ -54,6 +54,15 @@ t.test('end, then the stream breaks: nothing appended', async (t) => {
   t.equal(watched(line('end', {}), '{"event":"tok').closing(MESSAGE), '', 'nothing after end, even a cut line')
 })
 
+t.test('lines of whitespace only are blank lines (ASCII or not): the event before them stays the last', async (t) => {
+  for (const blank of [' ', '\t \r', '\v\f', '\u00a0', '\u2028 \ufeff']) {
+    const watch = watched(line('end', {}), `${blank}\n\n`)
+    t.equal(watch.lastEvent, 'end', JSON.stringify(blank))
+    t.equal(watch.closing(MESSAGE), '')
+  }
+  t.equal(watched(line('end', {}), '\u00a0x\n').closing(MESSAGE), `\n${ERROR}`, 'not blank: the last line is no event')
+})
+
 t.test('a final event that is not the last one does not count', async (t) => {
   t.equal(watched(line('error', { error: 'x' }), line('token', { chunk: 'y' })).closing(MESSAGE), ERROR)
   t.equal(watched(line('end', {}), 'not json\n').closing(MESSAGE), `\n${ERROR}`)

@@ -3,12 +3,16 @@
  * `{"event": "<name>", "data": {...}}` per line, then a blank line; not `data:`-framed) and tells what must be
  * appended if the stream stops at this point: nothing after a final event (`end` or `error`), else one `error`
  * event, so that a stream never just stops. It never holds anything back: it keeps a copy of the line under way
- * only (one event), and lines are split on the newline byte, so a character split across chunks is never cut.
+ * and of the last complete one only (one event each), and lines are split on the newline byte, so a character
+ * split across chunks is never cut. A line is decoded and parsed only when its event is asked for (at the
+ * stream's end), not as it passes: a streamed run is mostly token events, one every few tens of milliseconds.
  */
 
 const NEWLINE = 0x0a
 const FINAL_EVENTS = new Set(['end', 'error'])
 const decoder = new TextDecoder()
+/** `#lastEvent` not worked out yet from `#lastLine`. */
+const UNREAD = Symbol('unread')
 
 /** The event named by one line of the stream, or undefined when the line is not a (complete) event. */
 export function eventName(line: string): string | undefined {
@@ -34,8 +38,10 @@ export class EventStreamWatch {
   /** The bytes of the line under way (not yet ended by a newline). */
   #line: Uint8Array[] = []
   #lineBytes = 0
-  /** The name of the last complete (newline-ended) line's event; undefined when that line was no event. */
-  #lastEvent: string | undefined
+  /** The last complete (newline-ended) line that was not blank, as it came (a copy). */
+  #lastLine: Uint8Array | undefined
+  /** Its event's name; undefined when that line is no event; UNREAD until asked for. */
+  #lastEvent: string | undefined | typeof UNREAD
   /** Anything seen at all. */
   #started = false
   /** How many newlines the stream seen so far ends with (0 in the middle of a line). */
@@ -56,12 +62,13 @@ export class EventStreamWatch {
 
   /** The event of the last complete line (blank lines aside); undefined if there is none or it is no event. */
   get lastEvent(): string | undefined {
+    if (this.#lastEvent === UNREAD) this.#lastEvent = eventName(decoder.decode(this.#lastLine))
     return this.#lastEvent
   }
 
   /** Whether the stream may stop here: its last event is `end` or `error` (a last line without its newline too). */
   get final(): boolean {
-    if (FINAL_EVENTS.has(this.#lastEvent ?? '')) return true
+    if (FINAL_EVENTS.has(this.lastEvent ?? '')) return true
     return this.#lineBytes > 0 && FINAL_EVENTS.has(eventName(this.#pending()) ?? '')
   }
 
@@ -86,22 +93,39 @@ export class EventStreamWatch {
   #endLine(): void {
     this.#trailingNewlines++
     if (this.#lineBytes === 0) return // a blank line (or a lone \r below) separates events: the last one stays
-    const line = this.#pending()
+    const line = this.#joined()
     this.#line = []
     this.#lineBytes = 0
-    if (line.trim() === '') return
+    if (isBlank(line)) return
     this.#trailingNewlines = 1
-    this.#lastEvent = eventName(line)
+    this.#lastLine = line
+    this.#lastEvent = UNREAD
   }
 
+  /** The line under way, decoded. */
   #pending(): string {
-    if (this.#line.length === 1) return decoder.decode(this.#line[0])
+    return decoder.decode(this.#joined())
+  }
+
+  /** The bytes of the line under way, in one array. */
+  #joined(): Uint8Array {
+    if (this.#line.length === 1) return this.#line[0] as Uint8Array
     const bytes = new Uint8Array(this.#lineBytes)
     let at = 0
     for (const part of this.#line) {
       bytes.set(part, at)
       at += part.length
     }
-    return decoder.decode(bytes)
+    return bytes
   }
+}
+
+/** Whether a line is blank as String.prototype.trim sees it: ASCII whitespace only, else decoded and trimmed. */
+function isBlank(line: Uint8Array): boolean {
+  for (const byte of line) {
+    if (byte >= 0x80) return decoder.decode(line).trim() === ''
+    // space, \t, \n, \v, \f, \r
+    if (byte !== 0x20 && (byte < 0x09 || byte > 0x0d)) return false
+  }
+  return true
 }

@@ -1,5 +1,6 @@
 import OpenAI from 'openai'
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions'
+import { Agent } from 'undici'
 import {
   type CompletionRequest,
   type CompletionResult,
@@ -7,6 +8,7 @@ import {
   ModelProviderError,
   type PortOptions,
 } from '../engine/index.js'
+import { streamChatCompletion } from './chat-stream.js'
 
 export interface OpenAIModelPortOptions {
   /** A whole call, streaming included, slower than this fails with ModelProviderError (timeout). */
@@ -17,13 +19,15 @@ export interface OpenAIModelPortOptions {
 const NO_KEY = 'no-key-configured'
 
 /**
- * The engine's model port on the official `openai` SDK: one chat completion, streamed (onToken per
- * chunk) or not. Provider failures and timeouts become ModelProviderError (the run answers 502); a
- * cancelled run rejects with the run's abort reason. No retries: a run is not replayed behind the
- * caller's back.
+ * The engine's model port: one chat completion, streamed (onToken per chunk) or not. An unstreamed one on
+ * the official `openai` SDK; a streamed one on a plain undici request (chat-stream.ts: a token costs half
+ * the CPU), over keep-alive connections of this port's own, as many as calls in flight. Provider failures
+ * and timeouts become ModelProviderError (the run answers 502), the same for both; a cancelled run rejects
+ * with the run's abort reason. No retries: a run is not replayed behind the caller's back.
  */
-export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPort & { close(): void } {
+export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPort & { close(): Promise<void> } {
   const clients = new Map<string, OpenAI>()
+  const streams = new Agent({ keepAliveTimeout: 4_000 })
   const clientFor = (baseURL: string, apiKey: string | undefined) => {
     const key = `${baseURL}\n${apiKey ?? ''}`
     let client = clients.get(key)
@@ -55,14 +59,15 @@ export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPor
         if (typeof text !== 'string') throw new ModelProviderError('the model provider answered without a message')
         return { text }
       }
-      const stream = await client.chat.completions.create({ ...params, stream: true }, { signal: callSignal })
-      let text = ''
-      for await (const chunk of stream) {
-        const piece = chunk.choices[0]?.delta?.content
-        if (!piece) continue
-        text += piece
-        request.onToken?.(piece)
-      }
+      const text = await streamChatCompletion({
+        dispatcher: streams,
+        baseURL: request.baseUrl,
+        apiKey: request.apiKey || NO_KEY,
+        body: params,
+        signal: callSignal,
+        timeoutMs: options.timeoutMs,
+        onPiece: (piece) => request.onToken?.(piece),
+      })
       if (callSignal.aborted) throw callSignal.reason
       return { text }
     } catch (error) {
@@ -80,7 +85,10 @@ export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPor
 
   return {
     complete,
-    close: () => clients.clear(),
+    close: async () => {
+      clients.clear()
+      await streams.close()
+    },
   }
 }
 

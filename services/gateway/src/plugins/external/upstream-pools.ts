@@ -26,6 +26,8 @@ export interface UpstreamPoolsOptions {
   healthIntervalMs: number
   /** How long a poll waits for an instance's answer. */
   healthTimeoutMs: number
+  /** Most connections to each instance (UPSTREAM_CONNECTIONS): requests in flight beyond them wait for one. */
+  connections: number
 }
 
 /**
@@ -36,7 +38,7 @@ async function upstreamPools(app: FastifyInstance, opts: UpstreamPoolsOptions) {
   const pools = new Map<string, ServicePool>()
   for (const service of opts.services) {
     const origins = service.urls.map((url) => new URL(url).origin)
-    const pool = new BalancedPool(origins, { connections: 128, pipelining: 1, keepAliveTimeout: 30_000 })
+    const pool = new BalancedPool(origins, { connections: opts.connections, pipelining: 1, keepAliveTimeout: 30_000 })
     const rotation =
       origins.length > 1
         ? startUpstreamRotation({
