@@ -54,7 +54,7 @@ t.test('then-history: stores the messages, then answers the history that holds t
     messageInput({ flow_id, session_id: 'turns', text: 'question' }),
     messageInput({ flow_id, session_id: 'turns', text: 'note', sender: 'Machine', sender_name: 'AI' }),
   ]
-  const call = (tenant: string, payload: unknown) =>
+  const call = (tenant: string, payload: Record<string, unknown>) =>
     app.inject({ method: 'POST', url: '/internal/messages/then-history', headers: internalHeaders(tenant), payload })
   const res = await call('tenant-a', { messages: inputs, history: { flow_id, session_id: 'turns', limit: 10 } })
   t.equal(res.statusCode, 201, res.body)
