@@ -18,7 +18,18 @@ const env = (more: Record<string, string> = {}) => ({ INTERNAL_TOKEN, ...more })
 t.test('the shared settings have the same defaults in every service', async (t) => {
   for (const [name, load, portVar, port] of services) {
     const config = load(env())
-    t.match(config, { HOST: '127.0.0.1', LOG_LEVEL: 'info', INTERNAL_TOKEN, DATA_DIR: '.data', [portVar]: port }, name)
+    t.match(
+      config,
+      {
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        INTERNAL_TOKEN,
+        DATA_DIR: '.data',
+        LISTEN_BACKLOG: 4096,
+        [portVar]: port,
+      },
+      name,
+    )
   }
   for (const [name, load] of withDatabase) {
     const config = load(env())
@@ -38,6 +49,7 @@ t.test('the shared settings are validated the same way in every service, naming 
     t.throws(() => load(env({ INTERNAL_TOKEN: 'short' })), /INTERNAL_TOKEN/, `${name}: 16 characters at least`)
     t.throws(() => load(env({ LOG_LEVEL: 'loud' })), /LOG_LEVEL/, `${name}: LOG_LEVEL is a pino level`)
     t.throws(() => load(env({ [portVar]: '70000' })), new RegExp(portVar), `${name}: a port is at most 65535`)
+    t.throws(() => load(env({ LISTEN_BACKLOG: '0' })), /LISTEN_BACKLOG/, `${name}: a backlog of one at least`)
     t.equal(load(env({ LOG_LEVEL: 'silent', [portVar]: '0' }))[portVar], 0, `${name}: port 0 (any free port)`)
   }
   for (const [name, load] of withDatabase) {

@@ -38,7 +38,7 @@
  * that need more than that are left out (said in the output).
  *
  * Settings (environment):
- *   BENCH_STREAMS_LEVELS (comma-separated, default 250,500,1000,2000,4000), BENCH_STREAMS_PLATEAU (s, 10),
+ *   BENCH_STREAMS_LEVELS (comma-separated, default 25,50,100,250,500,1000,2000), BENCH_STREAMS_PLATEAU (s, 10),
  *   BENCH_STREAMS_RAMP (s, default a stream's length: tokens × interval), BENCH_STREAMS_WARMUP (s at 100 streams
  *   before the first level, 5), BENCH_STREAMS_TOKENS (40), BENCH_STREAMS_TOKEN_MS (50), BENCH_STREAMS_ALL=1,
  *   BENCH_STREAMS_LOG_LEVEL (the services' LOG_LEVEL; default: not set, their own default, info),
@@ -86,7 +86,7 @@ import { withOwnSection } from './report.js'
 import { pacedReply, Samples, type StreamRun, streamRun, tokenTimings } from './stream-client.js'
 
 const env = process.env
-const LEVELS = (env.BENCH_STREAMS_LEVELS ?? '250,500,1000,2000,4000')
+const LEVELS = (env.BENCH_STREAMS_LEVELS ?? '25,50,100,250,500,1000,2000')
   .split(',')
   .map((s) => Number(s.trim()))
   .filter((n) => Number.isInteger(n) && n > 0)

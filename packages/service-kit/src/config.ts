@@ -21,6 +21,12 @@ export const ServiceSettings = {
    * hash in gateway-keys.json); `memory://` keeps them in memory only.
    */
   DATA_DIR: Type.String({ default: '.data' }),
+  /**
+   * Connections the kernel holds for the service, handshake done, until its event loop accepts them (the listen
+   * backlog; Linux caps it at net.core.somaxconn). Node's own 511 overflowed when 2,000 streamed runs started
+   * within 2 s on a busy machine: connections went unanswered, then timed out (504s at the gateway).
+   */
+  LISTEN_BACKLOG: Type.Integer({ minimum: 1, default: 4096 }),
 }
 
 /** A TCP port to listen on, e.g. `GATEWAY_PORT: portSetting(7860)`. */
