@@ -14,6 +14,7 @@
  *   BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_ONLY (comma-separated scenario ids),
  *   BENCH_CPU_PROF=1 (profile each server: bench/.profiles/, top frames printed),
  *   BENCH_DOCS=0|1 (write docs/benchmarks.md; default: only for runs of 10 s or more),
+ *   WRITE_CONCURRENCY, VERSION_LOOKUP_CONCURRENCY (passed to the store under test),
  *   BENCH_QUIET_WAIT (s to wait for other processes to go quiet, 120), BENCH_RETRIES (2: runs
  *   measured again while other processes took more than 0.15 cores).
  */
@@ -189,6 +190,9 @@ function storeEnv(cache: 'redis' | 'memory' | 'none'): Record<string, string | u
     REDIS_URL: cache === 'redis' && hasRedis ? REDIS_URL : undefined,
     REDIS_KEY_PREFIX: redisPrefix,
     CACHE_ENABLED: cache === 'none' ? 'false' : 'true',
+    // Tuning settings pass through, to measure them (defaults otherwise).
+    WRITE_CONCURRENCY: env.WRITE_CONCURRENCY,
+    VERSION_LOOKUP_CONCURRENCY: env.VERSION_LOOKUP_CONCURRENCY,
   }
 }
 

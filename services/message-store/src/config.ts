@@ -13,6 +13,11 @@ export const ConfigSchema = Type.Object({
   MESSAGE_STORE_PORT: portSetting(7862),
   /** Write statements in flight at once; writes arriving meanwhile are coalesced into the next one. */
   WRITE_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
+  /**
+   * Version lookups of cached history reads in flight at once (each one statement); lookups arriving
+   * meanwhile are coalesced into the next statement.
+   */
+  VERSION_LOOKUP_CONCURRENCY: Type.Integer({ minimum: 1, default: 2 }),
   /** Redis for hot histories (one node); without it or REDIS_CLUSTER_NODES an in-process LRU is used. */
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
   /** Seed nodes of a Redis Cluster, `host:port,host:port,…` (instead of REDIS_URL). */

@@ -2,13 +2,16 @@ import type { Database } from '@session-runtime/db'
 import type { HistoryQuery } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../cache/history-backend.js'
 import type { HistoryEntry, SessionAppend, SessionChange } from './repository/changes.js'
-import { readHistory, readHistoryJson, readVersion } from './repository/history-reads.js'
+import { readHistory, readHistoryJson, readVersions } from './repository/history-reads.js'
+import { VersionLookups } from './version-lookups.js'
 
 export interface HistoryServiceOptions {
   /** Most messages cached per session (and fetched from Postgres to fill the cache). */
   maxEntries: number
   /** A message whose JSON is longer than this is never cached (keeps entries bounded). */
   maxMessageBytes: number
+  /** Version lookup statements in flight at once; lookups arriving meanwhile go together in the next one (2). */
+  lookupConcurrency?: number
   onError?: (err: Error, op: string) => void
 }
 
@@ -20,19 +23,32 @@ export function historyKey(tenant: string, flowId: string, sessionId: string): s
 /**
  * Session histories with a read-through cache that never serves a state older than an acknowledged change,
  * whichever instance acknowledged it and whatever happened to the cache: every read looks up the session's
- * version in Postgres (a primary-key read, sent together with the cache read) and serves the cached copy only
+ * version in Postgres (a primary-key read, sent together with the cache read; concurrent reads' lookups go
+ * in one statement, domain/version-lookups.ts) and serves the cached copy only
  * when it is at exactly that version. Postgres holds the truth; the cache saves reading and building the
  * messages. Writers keep the cache warm by appending after they commit (see cache/history-backend.ts).
  */
 export class HistoryService {
   hits = 0
   misses = 0
+  private readonly versions: VersionLookups
 
   constructor(
     private readonly db: Database,
     private readonly cache: HistoryBackend | undefined,
     private readonly opts: HistoryServiceOptions,
-  ) {}
+  ) {
+    // At most 1,000 sessions per statement (a bound on its arrays; a lookup is ~100 bytes of parameters).
+    this.versions = new VersionLookups((keys) => readVersions(db, keys), {
+      maxInFlight: opts.lookupConcurrency ?? 2,
+      maxBatch: 1000,
+    })
+  }
+
+  /** Version lookup statements run so far (with hits + misses: how much coalescing happens). */
+  get lookupStatements(): number {
+    return this.versions.statements
+  }
 
   /** The latest `limit` non-error messages of a session, as JSON array text. */
   async read(tenant: string, q: HistoryQuery): Promise<string | Buffer> {
@@ -42,7 +58,7 @@ export class HistoryService {
     const cache = this.cache?.status() === 'up' ? this.cache : undefined
     if (cache) {
       const [version, cached] = await Promise.all([
-        readVersion(this.db, tenant, q.flow_id, q.session_id),
+        this.versions.get(tenant, q.flow_id, q.session_id),
         cache.get(key, filtered ? this.opts.maxEntries : q.limit).catch(() => null),
       ])
       if (version === 0) {

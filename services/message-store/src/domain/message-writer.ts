@@ -1,4 +1,5 @@
 import type { MessageInput } from '@session-runtime/schemas'
+import { BatchQueue } from './batch-queue.js'
 import { MessageIdConflictError } from './repository/errors.js'
 import type { InsertResult, StoredMessage, WriteRequest } from './repository/insert.js'
 
@@ -27,53 +28,43 @@ interface Pending extends WriteRequest {
  * acknowledged only after its statement committed and the cache was updated.
  */
 export class MessageWriter {
-  private readonly queue: Pending[] = []
-  private inFlight = 0
-  /** Statements run so far (with `writes`: how much coalescing happens). */
-  statements = 0
+  private readonly queue: BatchQueue<Pending>
   /** Write requests received so far. */
   writes = 0
   /** Messages persisted so far: an idempotent repeat of a stored message is not counted again. */
   stored = 0
+  /** Statements of single writes retried alone after their coalesced statement failed. */
+  private retries = 0
 
   constructor(
     private readonly insert: InsertStatement,
-    private readonly opts: MessageWriterOptions,
-  ) {}
+    opts: MessageWriterOptions,
+  ) {
+    this.queue = new BatchQueue(
+      (batch) => this.flush(batch),
+      { maxInFlight: opts.maxInFlight, maxBatch: opts.maxBatchMessages },
+      (pending) => pending.inputs.length,
+    )
+  }
+
+  /** Statements run so far (with `writes`: how much coalescing happens). */
+  get statements(): number {
+    return this.queue.batches + this.retries
+  }
 
   write(tenant: string, inputs: MessageInput[]): Promise<StoredMessage[]> {
     this.writes++
-    return new Promise((resolve, reject) => {
-      this.queue.push({ tenant, inputs, resolve, reject })
-      this.drain()
-    })
-  }
-
-  private drain() {
-    while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
-      const batch: Pending[] = [this.queue.shift() as Pending]
-      let size = batch[0]?.inputs.length ?? 0
-      while (this.queue.length > 0 && size + (this.queue[0]?.inputs.length ?? 0) <= this.opts.maxBatchMessages) {
-        const next = this.queue.shift() as Pending
-        size += next.inputs.length
-        batch.push(next)
-      }
-      this.inFlight++
-      void this.flush(batch).finally(() => {
-        this.inFlight--
-        this.drain()
-      })
-    }
+    return new Promise((resolve, reject) => this.queue.push({ tenant, inputs, resolve, reject }))
   }
 
   private async flush(batch: Pending[]): Promise<void> {
     let result: InsertResult
     try {
-      this.statements++
       result = await this.insert(batch)
     } catch (err) {
       // One caller's bad data must not fail the others: try each alone.
       if (batch.length > 1) {
+        this.retries += batch.length
         await Promise.all(batch.map((p) => this.flush([p])))
       } else {
         batch[0]?.reject(err)

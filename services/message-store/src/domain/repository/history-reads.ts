@@ -1,4 +1,5 @@
 import type { Queryable } from '@session-runtime/db'
+import type { SessionKey } from '../version-lookups.js'
 import { HISTORY_COLUMNS, type HistoryEntry } from './changes.js'
 
 /** Reads of a session's history: the cache fill, and the one-row JSON read for reads that do not fill. */
@@ -20,6 +21,26 @@ export async function readVersion(db: Queryable, tenant: string, flowId: string,
     [tenant, flowId, sessionId],
   )
   return Number(rows[0]?.version ?? 0)
+}
+
+/**
+ * The current versions of several sessions (0: no such session), in the order asked: the coalesced form
+ * of readVersion (domain/version-lookups.ts), one primary-key probe per session in one statement.
+ */
+export async function readVersions(db: Queryable, keys: SessionKey[]): Promise<number[]> {
+  if (keys.length === 1) {
+    const [key] = keys as [SessionKey]
+    return [await readVersion(db, key.tenant, key.flowId, key.sessionId)]
+  }
+  const { rows } = await db.query<{ version: string }>(
+    `SELECT coalesce(s.version, 0) AS version
+     FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS k(tenant_id, flow_id, session_id, i)
+     LEFT JOIN sessions s ON s.tenant_id = k.tenant_id COLLATE "C" AND s.flow_id = k.flow_id
+       AND s.session_id = k.session_id COLLATE "C"
+     ORDER BY k.i`,
+    [keys.map((k) => k.tenant), keys.map((k) => k.flowId), keys.map((k) => k.sessionId)],
+  )
+  return rows.map((row) => Number(row.version))
 }
 
 /** For filling the cache: the newest `limit` messages with their sort keys, and the session's version. */

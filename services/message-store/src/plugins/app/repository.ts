@@ -19,6 +19,7 @@ async function repository(app: FastifyInstance, { config }: { config: Config }) 
       history: {
         maxEntries: config.CACHE_MAX_MESSAGES,
         maxMessageBytes: config.CACHE_MAX_MESSAGE_BYTES,
+        lookupConcurrency: config.VERSION_LOOKUP_CONCURRENCY,
         onError: (err, op) => app.log.warn({ err, op }, 'history cache operation failed'),
       },
       writer: { maxInFlight: config.WRITE_CONCURRENCY, maxBatchMessages: BATCH_MAX },
