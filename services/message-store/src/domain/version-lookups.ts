@@ -28,7 +28,7 @@ export class VersionLookups {
     this.queue = new BatchQueue(async (batch) => {
       try {
         const versions = await query(batch)
-        batch.forEach((p, i) => p.resolve(versions[i] ?? 0))
+        for (const [i, p] of batch.entries()) p.resolve(versions[i] ?? 0)
       } catch (err) {
         for (const p of batch) p.reject(err)
       }

@@ -26,6 +26,8 @@ export interface RepositoryStats {
   hits: number
   /** History reads that went to the database. */
   misses: number
+  /** Version lookup statements of cached reads (with `hits` + `misses`: how much coalescing happens). */
+  lookups: number
 }
 
 /**
@@ -145,7 +147,8 @@ export class MessageRepository {
 
   stats(): RepositoryStats {
     const { statements, writes, stored } = this.writer
-    return { statements, writes, stored, hits: this.history.hits, misses: this.history.misses }
+    const { hits, misses, lookupStatements: lookups } = this.history
+    return { statements, writes, stored, hits, misses, lookups }
   }
 
   /** One insert statement for the writer, and its cache step: appends, and invalidations of replayed ids. */
