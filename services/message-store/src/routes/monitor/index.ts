@@ -115,6 +115,9 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       preValidation: checkMetadataFilters,
       schema: {
         summary: 'Session summaries, most recently active first (for the Playground)',
+        description:
+          'Each summary carries the session `metadata`. `metadata.<key>=<value>` parameters (several: all must ' +
+          'match) list only the sessions having those pairs; a malformed one is a 400.',
         querystring: SessionsQuery,
         response: { 200: { ...Type.Array(SessionSummary), headers: NextCursor }, ...errors },
       },
