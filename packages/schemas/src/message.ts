@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { HistoryQuery } from './history.js'
 import { SessionId, Uuid } from './session-id.js'
+import { SessionMetadataPatch } from './session-metadata.js'
 
 const FREE_TEXT_MAX = 1_000_000
 
@@ -47,6 +48,8 @@ export const MessageInput = Type.Object(
     category: Type.Optional(MessageCategory),
     content_blocks: Type.Optional(Type.Array(Type.Unknown())),
     context_id: Type.Optional(Type.String({ maxLength: 255 })),
+    /** Merged into the session's metadata by the statement that stores the message (a run's `session_metadata`). */
+    session_metadata: Type.Optional(SessionMetadataPatch),
   },
   { additionalProperties: false },
 )

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox'
 import { SessionId, Uuid } from './session-id.js'
+import { MetadataFilterProperties, SessionMetadata } from './session-metadata.js'
 
 export const ORDER_BY = ['timestamp', 'sender', 'sender_name', 'session_id'] as const
 
@@ -36,7 +37,8 @@ export const SessionsQuery = Type.Object(
     limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   },
-  { additionalProperties: false },
+  // `metadata.<key>=<value>` filters (checked by the route: see metadataFilters)
+  { additionalProperties: false, patternProperties: MetadataFilterProperties },
 )
 export type SessionsQuery = Static<typeof SessionsQuery>
 
@@ -47,6 +49,7 @@ export const SessionSummary = Type.Object({
   first_timestamp: Type.String(),
   last_timestamp: Type.String(),
   last_text: Type.String(),
+  metadata: SessionMetadata,
 })
 export type SessionSummary = Static<typeof SessionSummary>
 

@@ -15,4 +15,6 @@ export const Errors = {
   SessionNotFound: createError('MSGSTORE_SESSION_NOT_FOUND', '%s', 404),
   SessionConflict: createError('MSGSTORE_SESSION_CONFLICT', '%s', 409),
   MessageIdConflict: createError('MSGSTORE_MESSAGE_ID_CONFLICT', '%s', 409),
+  TooManyMetadataKeys: createError('MSGSTORE_TOO_MANY_METADATA_KEYS', '%s', 422),
+  InvalidMetadataFilter: createError('MSGSTORE_INVALID_METADATA_FILTER', '%s', 400),
 }

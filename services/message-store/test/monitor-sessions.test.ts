@@ -14,6 +14,7 @@ interface Summary {
   first_timestamp: string
   last_timestamp: string
   last_text: string
+  metadata: Record<string, string>
 }
 
 type Query = Record<string, string | number>
@@ -106,6 +107,7 @@ function expectedSummaries(stored: Msg[]): Summary[] {
       first_timestamp: (ms[0] as Msg).timestamp,
       last_timestamp: (ms.at(-1) as Msg).timestamp,
       last_text: (ms.at(-1) as Msg).text,
+      metadata: {},
     }))
     .sort(
       (x, y) =>
@@ -295,6 +297,7 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     first_timestamp: q1.timestamp,
     last_timestamp: q2.timestamp,
     last_text: 'q2',
+    metadata: {},
   })
 
   const moved = await inject(A, 'PUT', `/api/v1/monitor/messages/${q1.id}`, {}, { session_id: 'side' })
@@ -307,6 +310,7 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     first_timestamp: q1.timestamp,
     last_timestamp: q1.timestamp,
     last_text: 'q1',
+    metadata: {},
   })
 
   // Deletes by tenant B change nothing.

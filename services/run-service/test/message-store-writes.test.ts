@@ -18,6 +18,8 @@ import { buildTestApp, INTERNAL_TOKEN, internalHeaders, startMessageStore, stora
 import { edge, fixturePath, flow, node } from './helpers/flows.js'
 
 t.comment(`storage: ${storageKind}`)
+// several runs against a real message-store: past tap's default 30 s on embedded PGlite on a busy machine
+t.setTimeout(120_000)
 
 type Mode = 'pass' | 'lose-next-answer' | 'refuse'
 
@@ -228,4 +230,74 @@ t.test('what a run sends', async (t) => {
   })
   t.equal(streamed.statusCode, 200)
   t.strictSame(proxy.calls, ['POST /internal/messages', 'POST /internal/messages'], 'streamed: one write per message')
+})
+
+t.test("a run's session_metadata: merged into its session with its one write; bad metadata a 422", async (t) => {
+  const app = await buildTestApp(t, { messageStoreUrl: proxy.url })
+  const tenant = `tenant-meta-${randomUUID()}`
+  const headers = internalHeaders(tenant)
+  const flows = (await app.inject({ method: 'GET', url: '/api/v1/flows/', headers })).json() as {
+    id: string
+    endpoint_name: string
+  }[]
+  const memoryEchoId = flows.find((f) => f.endpoint_name === 'memory-echo')?.id as string
+  const { id: _id, ...echo } = JSON.parse(readFileSync(fixturePath('simple'), 'utf8'))
+  const echoId = (await app.inject({ method: 'POST', url: '/api/v1/flows/', headers, payload: echo })).json()
+    .id as string
+  const summaries = async (flowId: string) =>
+    (
+      await store.inject({
+        method: 'GET',
+        url: '/api/v1/monitor/sessions',
+        headers: internalHeaders(tenant),
+        query: { flow_id: flowId },
+      })
+    ).json() as { session_id: string; message_count: number; metadata: Record<string, string> }[]
+  const run = (flowId: string, payload: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: `/api/v1/run/${flowId}`, headers, payload: { input_value: 'hi', ...payload } })
+
+  proxy.calls.length = 0
+  let res = await run(echoId, { session_id: 's1', session_metadata: { user_id: 'u-1', plan: 'pro' } })
+  t.equal(res.statusCode, 200, res.body)
+  t.strictSame(proxy.calls, ['POST /internal/messages/batch'], 'still one write for the turn')
+  t.strictSame(await summaries(echoId), [
+    { ...(await summaries(echoId))[0], session_id: 's1', message_count: 2, metadata: { user_id: 'u-1', plan: 'pro' } },
+  ])
+  // the next turn merges (null removes); a turn without it keeps it
+  res = await run(echoId, { session_id: 's1', session_metadata: { plan: null, locale: 'fr' } })
+  t.strictSame((await summaries(echoId))[0]?.metadata, { user_id: 'u-1', locale: 'fr' })
+  res = await run(echoId, { session_id: 's1' })
+  t.strictSame((await summaries(echoId))[0]?.metadata, { user_id: 'u-1', locale: 'fr' })
+  // without session_id the run's session is the flow id: the metadata is there
+  res = await run(echoId, { session_metadata: { user_id: 'u-2' } })
+  t.equal(res.statusCode, 200, res.body)
+  t.strictSame((await summaries(echoId)).find((s) => s.session_id === echoId)?.metadata, { user_id: 'u-2' })
+  // Memory Echo writes twice (before its history read, then the reply): the first write carries it
+  proxy.calls.length = 0
+  res = await run(memoryEchoId, { session_id: 'm', session_metadata: { user_id: 'u-3' } })
+  t.equal(res.statusCode, 200, res.body)
+  t.equal(proxy.calls.length, 2)
+  t.strictSame((await summaries(memoryEchoId))[0]?.metadata, { user_id: 'u-3' })
+  // null is the default: nothing changes
+  res = await run(memoryEchoId, { session_id: 'm', session_metadata: null })
+  t.equal(res.statusCode, 200, res.body)
+  t.strictSame((await summaries(memoryEchoId))[0]?.metadata, { user_id: 'u-3' })
+
+  proxy.calls.length = 0
+  const sixteen = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v']))
+  for (const session_metadata of [
+    { 'a b': 'x' },
+    { '': 'x' },
+    { ['k'.repeat(65)]: 'x' },
+    { k: 'x'.repeat(513) },
+    { k: 1 },
+    { k: { nested: 'x' } },
+    { ...sixteen, k16: 'v' },
+    'x',
+    ['x'],
+  ]) {
+    res = await run(echoId, { session_id: 'bad', session_metadata })
+    t.equal(res.statusCode, 422, JSON.stringify(session_metadata).slice(0, 50))
+  }
+  t.strictSame(proxy.calls, [], 'a refused run writes nothing')
 })

@@ -1,4 +1,4 @@
-import { Message, SessionId } from '@session-runtime/schemas'
+import { Message, SessionId, SessionMetadataPatch } from '@session-runtime/schemas'
 import { type Static, type TSchema, Type } from '@sinclair/typebox'
 
 const nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]))
@@ -17,6 +17,11 @@ export const RunRequest = Type.Object(
     output_component: nullable(Type.String()),
     tweaks: nullable(Type.Record(Type.String(), Type.Unknown())),
     session_id: nullable(Type.Union([Type.Literal(''), SessionId])),
+    /**
+     * Not Langflow's: merged into the metadata of every session the run stores messages in (null removes a
+     * key), by the same statement that stores the run's first message there.
+     */
+    session_metadata: nullable(SessionMetadataPatch),
   },
   { $id: 'RunRequest' },
 )

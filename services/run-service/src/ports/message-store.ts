@@ -1,5 +1,5 @@
 import { type MessageStoreClient, MessageStoreError, MessageStoreUnavailableError } from '@session-runtime/clients'
-import type { Message, MessageInput } from '@session-runtime/schemas'
+import type { Message, MessageInput, SessionMetadataPatch } from '@session-runtime/schemas'
 import type { UnconfirmedMessages } from '../domain/unconfirmed-messages.js'
 import { type HistoryRequest, type MessagePort, PartialWriteError, type PortOptions } from '../engine/index.js'
 
@@ -14,12 +14,16 @@ export function messageStorePort(
   tenant: string,
   requestId: string,
   unconfirmed: UnconfirmedMessages,
+  sessionMetadata?: SessionMetadataPatch | null,
 ): MessagePort {
+  const withMetadata = sessionMetadataCarrier(sessionMetadata)
   /** Calls `write`; if it fails without a definite answer, records `messages` as unconfirmed. */
   async function confirmed<T>(messages: readonly MessageInput[], signal: AbortSignal, write: () => Promise<T>) {
     const abortedBefore = signal.aborted
     try {
-      return await write()
+      const answer = await write()
+      withMetadata.stored(messages)
+      return answer
     } catch (err) {
       if (err instanceof MessageStoreUnavailableError || (signal.aborted && !abortedBefore)) {
         for (const message of messages) unconfirmed.record(tenant, message)
@@ -28,8 +32,10 @@ export function messageStorePort(
     }
   }
 
-  const store = (message: MessageInput, { signal }: PortOptions): Promise<Message> =>
-    confirmed([message], signal, () => client.storeMessage(tenant, message, { signal, requestId }))
+  const store = (input: MessageInput, { signal }: PortOptions): Promise<Message> => {
+    const [message] = withMetadata.carry([input]) as [MessageInput]
+    return confirmed([message], signal, () => client.storeMessage(tenant, message, { signal, requestId }))
+  }
 
   /** After a refused batch (a definite answer: nothing of it stored): one message at a time, as without it. */
   async function oneByOne(messages: readonly MessageInput[], signal: AbortSignal): Promise<Message[]> {
@@ -57,7 +63,8 @@ export function messageStorePort(
      * definite answer: nothing of it stored), the messages go one at a time, as they would have without
      * the batch, so that those before a refused one are stored and the refused one is named (its position).
      */
-    storeMany: async (messages, { signal }) => {
+    storeMany: async (inputs, { signal }) => {
+      const messages = withMetadata.carry(inputs)
       try {
         return await confirmed(messages, signal, () => client.storeMessages(tenant, messages, { signal, requestId }))
       } catch (err) {
@@ -66,7 +73,8 @@ export function messageStorePort(
       return oneByOne(messages, signal)
     },
     /** `POST /internal/messages/then-history`; refused as a whole: one at a time, then the read. */
-    storeThenHistory: async (messages, query, { signal }) => {
+    storeThenHistory: async (inputs, query, { signal }) => {
+      const messages = withMetadata.carry(inputs)
       try {
         const answer = await confirmed(messages, signal, () =>
           client.storeThenHistory(tenant, messages, historyParams(query), { signal, requestId }),
@@ -91,5 +99,25 @@ function historyParams(query: HistoryRequest) {
     order: query.order,
     ...(query.sender !== undefined ? { sender: query.sender } : {}),
     ...(query.senderName !== undefined ? { sender_name: query.senderName } : {}),
+  }
+}
+
+/**
+ * A run's `session_metadata` on its way to the store: carried by the messages of every write until a write to
+ * their session was confirmed, so that the store merges it into each session the run writes to in the
+ * statement that stores the run's first message there (and again, harmlessly, if that write is retried).
+ * A message replayed by id stores nothing again, and so merges nothing.
+ */
+function sessionMetadataCarrier(metadata: SessionMetadataPatch | null | undefined) {
+  const done = new Set<string>()
+  const key = (m: MessageInput) => `${m.flow_id}\u0000${m.session_id}`
+  return {
+    carry(messages: readonly MessageInput[]): MessageInput[] {
+      if (!metadata) return [...messages]
+      return messages.map((m) => (done.has(key(m)) ? m : { ...m, session_metadata: metadata }))
+    },
+    stored(messages: readonly MessageInput[]) {
+      if (metadata) for (const m of messages) done.add(key(m))
+    },
   }
 }

@@ -8,3 +8,4 @@ export class MessageIdConflictError extends Error {
 export class SessionNotFoundError extends Error {}
 export class SessionConflictError extends Error {}
 export class MessageNotFoundError extends Error {}
+export class MetadataLimitError extends Error {}

@@ -42,9 +42,9 @@ WITH input AS (
   SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
     tenant_id text, id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
     files jsonb, error boolean, edit boolean, properties jsonb, category text,
-    content_blocks jsonb, context_id text)) WITH ORDINALITY AS x(
+    content_blocks jsonb, context_id text, session_metadata jsonb)) WITH ORDINALITY AS x(
     tenant_id, id, flow_id, session_id, sender, sender_name, text, files, error, edit, properties,
-    category, content_blocks, context_id, ord)
+    category, content_blocks, context_id, session_metadata, ord)
 ),
 ins AS (
   INSERT INTO messages AS m (id, tenant_id, flow_id, session_id, sender, sender_name, text,
@@ -65,11 +65,26 @@ agg AS (
     (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text
   FROM ins GROUP BY tenant_id, flow_id, session_id
 ),
+-- Per session, the merge of the session_metadata of its inserted messages (a later message's key wins;
+-- null removes a key), applied with the messages: a run's metadata is on its session with its first message.
+meta AS (
+  SELECT i.tenant_id, i.flow_id, i.session_id, jsonb_object_agg(e.key, e.value ORDER BY i.ord) AS patch
+  FROM input i JOIN ins n ON n.tenant_id = i.tenant_id AND n.id = i.id
+  CROSS JOIN LATERAL jsonb_each(i.session_metadata) e
+  WHERE i.session_metadata IS NOT NULL
+  GROUP BY i.tenant_id, i.flow_id, i.session_id
+),
 up AS (
-  INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
-  SELECT tenant_id, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
-  FROM agg ORDER BY tenant_id, flow_id, session_id
+  INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version,
+    metadata)
+  SELECT a.tenant_id, a.flow_id, a.session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq'),
+    coalesce(session_metadata_merge('{}', x.patch), '{}')
+  FROM agg a LEFT JOIN meta x ON x.tenant_id = a.tenant_id AND x.flow_id = a.flow_id AND x.session_id = a.session_id
+  ORDER BY a.tenant_id, a.flow_id, a.session_id
   ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
+    metadata = coalesce(session_metadata_merge(s.metadata, (SELECT x.patch FROM meta x
+      WHERE x.tenant_id = excluded.tenant_id AND x.flow_id = excluded.flow_id AND x.session_id = excluded.session_id)),
+      s.metadata),
     message_count = s.message_count + excluded.message_count,
     first_ts = least(s.first_ts, excluded.first_ts),
     last_ts = greatest(s.last_ts, excluded.last_ts),

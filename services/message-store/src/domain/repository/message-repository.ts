@@ -1,5 +1,13 @@
 import type { Database } from '@session-runtime/db'
-import type { HistoryQuery, MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
+import type {
+  EraseSessionsResponse,
+  HistoryQuery,
+  MessageInput,
+  MessagesQuery,
+  MessageUpdate,
+  SessionMetadataPatch,
+  SessionsQuery,
+} from '@session-runtime/schemas'
 import type { HistoryBackend } from '../../cache/history-backend.js'
 import { HistoryService, type HistoryServiceOptions } from '../history-service.js'
 import { MessageWriter, type MessageWriterOptions } from '../message-writer.js'
@@ -7,7 +15,22 @@ import type { SessionChange } from './changes.js'
 import { type InsertResult, insertMessages, type StoredMessage, type WriteRequest } from './insert.js'
 import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
-import { deleteSessions, renameSession } from './sessions.js'
+import {
+  eraseBatch,
+  type MessageKey,
+  matchingSessionsPage,
+  patchSessionMetadata,
+  readSessionSummary,
+  sessionMessagesPage,
+} from './session-lifecycle.js'
+import { deleteSessions, renameSession, type SessionKey } from './sessions.js'
+
+/** Messages one export read fetches (a keyset page): what an export holds in memory at most, with the socket's buffer. */
+const EXPORT_PAGE_MESSAGES = 1000
+/** Sessions one export read fetches. */
+const EXPORT_PAGE_SESSIONS = 100
+/** Sessions one erase transaction deletes: no statement holds the locks of a whole user's sessions. */
+const ERASE_BATCH_SESSIONS = 100
 
 export interface MessageRepositoryOptions {
   history: HistoryServiceOptions
@@ -99,8 +122,9 @@ export class MessageRepository {
     return listSessionIds(this.db, tenant, flowId)
   }
 
-  listSessions(tenant: string, q: SessionsQuery): Promise<Page> {
-    return listSessions(this.db, tenant, q)
+  /** Session summaries; `metadata`: only the sessions having every one of these pairs. */
+  listSessions(tenant: string, q: SessionsQuery, metadata?: Record<string, string>): Promise<Page> {
+    return listSessions(this.db, tenant, q, metadata)
   }
 
   /** Edits a message; returns its JSON. */
@@ -149,6 +173,56 @@ export class MessageRepository {
     const { statements, writes, stored } = this.writer
     const { hits, misses, lookupStatements: lookups } = this.history
     return { statements, writes, stored, hits, misses, lookups }
+  }
+
+  /** Merges metadata into a session that has messages (null removes a key); returns its summary's JSON. */
+  patchSessionMetadata(tenant: string, flowId: string, sessionId: string, patch: SessionMetadataPatch) {
+    return patchSessionMetadata(this.db, tenant, flowId, sessionId, patch)
+  }
+
+  /**
+   * A session as NDJSON chunks, read in keyset pages as they are consumed (`{"session": summary}`, then its
+   * messages oldest first); undefined when the session has no messages.
+   */
+  async exportSession(tenant: string, flowId: string, sessionId: string): Promise<AsyncIterable<string> | undefined> {
+    const summary = await readSessionSummary(this.db, tenant, flowId, sessionId)
+    if (summary === undefined) return undefined
+    return this.sessionLines(tenant, { flow_id: flowId, session_id: sessionId }, summary)
+  }
+
+  /** Every session of the tenant (all flows) whose metadata has every pair of `filters`, one after another, as exportSession. */
+  async *exportSessions(tenant: string, filters: Record<string, string>): AsyncIterable<string> {
+    let after: SessionKey | undefined
+    for (;;) {
+      const sessions = await matchingSessionsPage(this.db, tenant, filters, after, EXPORT_PAGE_SESSIONS)
+      for (const session of sessions) yield* this.sessionLines(tenant, session, session.json)
+      if (sessions.length < EXPORT_PAGE_SESSIONS) return
+      after = sessions.at(-1)
+    }
+  }
+
+  /** Deletes every session of the tenant (all flows) whose metadata has every pair of `filters`, in batches. */
+  async eraseSessions(tenant: string, filters: Record<string, string>): Promise<EraseSessionsResponse> {
+    const erased = { deleted_sessions: 0, deleted_messages: 0 }
+    for (;;) {
+      const batch = await eraseBatch(this.db, tenant, filters, ERASE_BATCH_SESSIONS)
+      if (batch.matched === 0) return erased
+      await this.changed(tenant, batch.changes)
+      erased.deleted_sessions += batch.sessions
+      erased.deleted_messages += batch.messages
+    }
+  }
+
+  /** A session's export lines: its summary, then its messages oldest first, one chunk per page. */
+  private async *sessionLines(tenant: string, session: SessionKey, summary: string): AsyncIterable<string> {
+    yield `{"session":${summary}}\n`
+    let after: MessageKey | undefined
+    for (;;) {
+      const page = await sessionMessagesPage(this.db, tenant, session, after, EXPORT_PAGE_MESSAGES)
+      if (page.length > 0) yield `${page.map((m) => m.json).join('\n')}\n`
+      if (page.length < EXPORT_PAGE_MESSAGES) return
+      after = page.at(-1)
+    }
   }
 
   /** One insert statement for the writer, and its cache step: appends, and invalidations of replayed ids. */

@@ -8,6 +8,7 @@ import {
   isCursorTimestamp,
   isCursorUuid,
 } from '../cursor.js'
+import { metadataContainment, sessionSummaryJson } from './session-lifecycle.js'
 
 /** The monitor API's listings: filters, ordering and keyset paging (read-only, never cached). */
 
@@ -109,12 +110,21 @@ export async function listSessionIds(db: Queryable, tenant: string, flowId: stri
 const SESSION_CURSOR_FIELDS = ['t', 's', 'f'] as const
 
 /** GET /api/v1/monitor/sessions: summaries, most recently active first. */
-export async function listSessions(db: Queryable, tenant: string, q: SessionsQuery): Promise<Page> {
+export async function listSessions(
+  db: Queryable,
+  tenant: string,
+  q: SessionsQuery,
+  metadata: Record<string, string> = {},
+): Promise<Page> {
   const params: unknown[] = [tenant]
   const where = ['tenant_id = $1', 'message_count > 0']
   if (q.flow_id !== undefined) {
     params.push(q.flow_id)
     where.push(`flow_id = $${params.length}`)
+  }
+  if (Object.keys(metadata).length > 0) {
+    params.push(metadataContainment(metadata))
+    where.push(`metadata @> $${params.length}::jsonb`)
   }
   if (q.cursor !== undefined) {
     const c = decodeCursor(q.cursor, SESSION_CURSOR_FIELDS)
@@ -127,9 +137,7 @@ export async function listSessions(db: Queryable, tenant: string, q: SessionsQue
   }
   params.push(q.limit + 1)
   const { rows } = await db.query<{ json: string; t: string; s: string; f: string }>(
-    // row_to_json writes compact JSON (json_build_object would write `"key" : value`)
-    `SELECT (SELECT row_to_json(r) FROM (SELECT session_id, flow_id, message_count,
-        ${iso('first_ts')} AS first_timestamp, ${iso('last_ts')} AS last_timestamp, last_text) r)::text AS json,
+    `SELECT ${sessionSummaryJson('sessions')} AS json,
        ${iso('last_ts')} AS t, session_id AS s, flow_id::text AS f
      FROM sessions WHERE ${where.join(' AND ')}
      ORDER BY last_ts DESC, session_id ASC, flow_id ASC LIMIT $${params.length}`,

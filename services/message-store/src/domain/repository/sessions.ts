@@ -1,6 +1,7 @@
 import type { Database, Queryable } from '@session-runtime/db'
 import type { SessionChange } from './changes.js'
 import { SessionConflictError, SessionNotFoundError } from './errors.js'
+import { clearMetadata, moveMetadata } from './metadata-rows.js'
 import { withRetry } from './retry.js'
 
 /**
@@ -84,6 +85,15 @@ export async function refreshSessions(tx: Queryable, tenant: string, keys: Sessi
   return rows.map((r) => ({ flowId: r.flow_id, sessionId: r.session_id, version: Number(r.version) }))
 }
 
+/** Deletes every message of the given sessions (their rows are refreshed by the caller). */
+export async function deleteSessionMessages(tx: Queryable, tenant: string, keys: SessionKey[]) {
+  await tx.query(
+    `DELETE FROM messages m USING unnest($2::uuid[], $3::text[]) AS k(f, s)
+     WHERE m.tenant_id = $1 AND m.flow_id = k.f AND m.session_id = k.s`,
+    [tenant, keys.map((k) => k.flow_id), keys.map((k) => k.session_id)],
+  )
+}
+
 /**
  * Deletes whole sessions of the caller (optionally in one flow). Returns the
  * session IDs that had messages, and the changes for the cache.
@@ -98,12 +108,9 @@ export async function deleteSessions(
     db.transaction(async (tx) => {
       const locked = await lockSessionsInFlow(tx, tenant, 'session_id = ANY($2::text[])', sessionIds, flowId)
       if (locked.length === 0) return { deletedSessionIds: [], changes: [] }
-      await tx.query(
-        `DELETE FROM messages m USING unnest($2::uuid[], $3::text[]) AS k(f, s)
-         WHERE m.tenant_id = $1 AND m.flow_id = k.f AND m.session_id = k.s`,
-        [tenant, locked.map((k) => k.flow_id), locked.map((k) => k.session_id)],
-      )
+      await deleteSessionMessages(tx, tenant, locked)
       const changes = await refreshSessions(tx, tenant, locked)
+      await clearMetadata(tx, tenant, locked)
       const deletedSessionIds = [...new Set(locked.filter((k) => Number(k.message_count) > 0).map((k) => k.session_id))]
       return { deletedSessionIds, changes }
     }),
@@ -145,6 +152,7 @@ export async function renameSession(
          SELECT json FROM u ORDER BY ts, seq`,
         [tenant, oldId, newId, flows],
       )
+      await moveMetadata(tx, tenant, oldId, newId, flows)
       const keys = flows.flatMap((f) => [
         { flow_id: f, session_id: oldId },
         { flow_id: f, session_id: newId },

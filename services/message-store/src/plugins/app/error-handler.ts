@@ -3,6 +3,7 @@ import { InvalidCursorError } from '../../domain/cursor.js'
 import {
   MessageIdConflictError,
   MessageNotFoundError,
+  MetadataLimitError,
   SessionConflictError,
   SessionNotFoundError,
 } from '../../domain/repository/errors.js'
@@ -20,6 +21,7 @@ export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
       if (err instanceof SessionNotFoundError) return new Errors.SessionNotFound(err.message)
       if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
       if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
+      if (err instanceof MetadataLimitError) return new Errors.TooManyMetadataKeys(err.message)
       return undefined
     },
   }

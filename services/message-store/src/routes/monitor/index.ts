@@ -22,6 +22,7 @@ import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
+import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -111,13 +112,21 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/api/v1/monitor/sessions',
     {
+      preValidation: checkMetadataFilters,
       schema: {
         summary: 'Session summaries, most recently active first (for the Playground)',
+        description:
+          'Each summary carries the session `metadata`. `metadata.<key>=<value>` parameters (several: all must ' +
+          'match) list only the sessions having those pairs; a malformed one is a 400.',
         querystring: SessionsQuery,
         response: { 200: { ...Type.Array(SessionSummary), headers: NextCursor }, ...errors },
       },
     },
-    async (request, reply) => sendPage(reply, await app.repository.listSessions(request.tenant, request.query)),
+    async (request, reply) =>
+      sendPage(
+        reply,
+        await app.repository.listSessions(request.tenant, request.query, requestMetadataFilters(request)),
+      ),
   )
 
   app.patch(
@@ -169,6 +178,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       return { message: `Deleted ${n} session${n === 1 ? '' : 's'}`, deleted_count: n }
     },
   )
+
+  await app.register(sessionLifecycle)
 }
 
 export default monitor

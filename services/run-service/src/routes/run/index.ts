@@ -96,7 +96,13 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       const signal = cancelledByClient(reply)
       const execute = (onEvent?: (event: RunEvent) => void) =>
         executeRun(plan, {
-          messages: messageStorePort(app.messageStore, tenant, request.id, app.unconfirmedMessages),
+          messages: messageStorePort(
+            app.messageStore,
+            tenant,
+            request.id,
+            app.unconfirmedMessages,
+            request.body.session_metadata,
+          ),
           model: opts.model,
           modelDefaults: opts.modelDefaults,
           stream: request.query.stream,
