@@ -1,5 +1,12 @@
 import type { Database } from '@session-runtime/db'
-import type { HistoryQuery, MessageInput, MessagesQuery, MessageUpdate, SessionsQuery } from '@session-runtime/schemas'
+import type {
+  HistoryQuery,
+  MessageInput,
+  MessagesQuery,
+  MessageUpdate,
+  SearchQuery,
+  SessionsQuery,
+} from '@session-runtime/schemas'
 import type { HistoryBackend } from '../../cache/history-backend.js'
 import { HistoryService, type HistoryServiceOptions } from '../history-service.js'
 import { MessageWriter, type MessageWriterOptions } from '../message-writer.js'
@@ -7,6 +14,7 @@ import type { SessionChange } from './changes.js'
 import { type InsertResult, insertMessages, type StoredMessage, type WriteRequest } from './insert.js'
 import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
+import { searchMessages } from './search.js'
 import { deleteSessions, renameSession } from './sessions.js'
 
 export interface MessageRepositoryOptions {
@@ -160,5 +168,10 @@ export class MessageRepository {
   /** After a committed edit, delete, rename or mark: the cached states of these sessions are out of date. */
   private changed(tenant: string, changes: SessionChange[]): Promise<void> {
     return this.history.afterChange(tenant, changes)
+  }
+
+  /** Full-text search: the tenant's messages holding every word of the query, newest first (keyset-paged). */
+  searchMessages(tenant: string, q: SearchQuery): Promise<Page> {
+    return searchMessages(this.db, tenant, q)
   }
 }

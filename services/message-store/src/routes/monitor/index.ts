@@ -22,6 +22,7 @@ import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
+import search from './search.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -54,6 +55,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       sessionId: params.session_id ?? params.old_session_id ?? query.session_id,
     })
   })
+
+  await app.register(search)
 
   app.get(
     '/api/v1/monitor/messages',
