@@ -10,7 +10,7 @@
  * the GIN indexes are used. Drops the schema at the end.
  *
  * Settings: BENCH_DATABASE_URL (postgres://postgres@127.0.0.1:5432/postgres), BENCH_MESSAGES (1000000),
- * BENCH_RUNS (30), BENCH_KEEP=1 (keep the schema).
+ * BENCH_RUNS (30), BENCH_KEEP=1 (keep the schema), BENCH_SCHEMA (search a kept schema again, no seeding).
  */
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
@@ -24,7 +24,9 @@ import { migrateMessageStore } from '../src/plugins/app/database.js'
 const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'
 const N = Number(process.env.BENCH_MESSAGES ?? 1_000_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 30)
-const schema = `bench_search_${randomBytes(4).toString('hex')}`
+/** BENCH_SCHEMA: a schema a run kept (BENCH_KEEP=1): its table is searched again, not seeded. */
+const reuse = process.env.BENCH_SCHEMA
+const schema = reuse ?? `bench_search_${randomBytes(4).toString('hex')}`
 const TENANT = 'bench'
 const FLOWS = 20
 const flowId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`
@@ -60,42 +62,8 @@ async function main() {
     statementPrefix: 'bench_',
   })
   try {
-    await migrateMessageStore(db)
     await admin.query(`SET search_path = ${quoteIdent(schema)}, public`)
-    await admin.query(`SET maintenance_work_mem = '256MB'`)
-    // The search indexes are built after the seeding, as the migration defines them (a bulk build is faster
-    // than a million GIN insertions); the insertion cost of a single message is in the write benchmarks.
-    const { rows: searchIndexes } = await admin.query<{ name: string; def: string }>(
-      `SELECT indexname AS name, indexdef AS def FROM pg_indexes
-       WHERE schemaname = $1 AND indexname IN ('messages_text_trgm', 'messages_text_grams')`,
-      [schema],
-    )
-    for (const { name } of searchIndexes) await admin.query(`DROP INDEX ${quoteIdent(name)}`)
-    const t0 = performance.now()
-    await admin.query(`SET search_path = ${quoteIdent(schema)}, public`)
-    // One statement; a word's place in its list is skewed towards the start (r^2), so some words are in most
-    // messages and others in few (`k * 0`, `i * 0`: the subqueries are evaluated per row and per word).
-    await admin.query(
-      `INSERT INTO messages (id, tenant_id, flow_id, session_id, ts, sender, sender_name, text)
-       SELECT gen_random_uuid(), CASE WHEN i % 10 = 5 THEN 'other' ELSE '${TENANT}' END,
-         ('00000000-0000-4000-8000-' || lpad((i % ${FLOWS})::text, 12, '0'))::uuid,
-         'session-' || (i % 20000), now() - make_interval(secs => ${N} - i),
-         CASE WHEN i % 2 = 0 THEN 'User' ELSE 'Machine' END, CASE WHEN i % 2 = 0 THEN 'User' ELSE 'AI' END,
-         CASE WHEN i % 10 = 3
-           THEN (SELECT string_agg(c[1 + floor(random() ^ 2 * cardinality(c))::int + k * 0], '')
-                 FROM generate_series(1, 4 + i % 9 + i * 0) k)
-           ELSE (SELECT string_agg(e[1 + floor(random() ^ 2 * cardinality(e))::int + k * 0], ' ')
-                 FROM generate_series(1, 8 + i % 18 + i * 0) k)
-         END || CASE WHEN i % 10000 = 7 THEN ' xylophone' ELSE '' END
-       FROM generate_series(1, ${N}) i, (SELECT ${lit(EN)} AS e, ${lit(CJK)} AS c) w`,
-    )
-    const seeded = performance.now() - t0
-    const built: string[] = []
-    for (const { name, def } of searchIndexes) {
-      const start = performance.now()
-      await admin.query(def)
-      built.push(`${name} ${((performance.now() - start) / 1000).toFixed(1)} s`)
-    }
+    const seeding = reuse ? `reused schema ${schema}` : await seed(db, admin)
     await admin.query('ANALYZE messages')
     const sizes = await admin.query<{ name: string; size: string }>(
       `SELECT c.relname AS name, pg_size_pretty(pg_relation_size(c.oid)) AS size FROM pg_class c
@@ -108,9 +76,7 @@ async function main() {
     )
     console.log(`search bench — ${new Date().toISOString()}, ${os.cpus().length} cores (${os.cpus()[0]?.model})`)
     console.log(`Postgres ${(await admin.query('SHOW server_version')).rows[0].server_version}, schema ${schema}`)
-    console.log(
-      `seeded ${N} messages (${counts.rows.map((r) => `${r.tenant_id}: ${r.n}`).join(', ')}) in ${(seeded / 1000).toFixed(1)} s; index builds: ${built.join(', ')}`,
-    )
+    console.log(`${seeding}; rows: ${counts.rows.map((r) => `${r.tenant_id}: ${r.n}`).join(', ')}`)
     console.log(`sizes: ${sizes.rows.map((r) => `${r.name} ${r.size}`).join(', ')}`)
 
     const queries: Array<[string, Partial<SearchQuery>]> = [
@@ -159,6 +125,45 @@ async function main() {
   }
 }
 
+/** Migrates the new schema and fills it: N messages, then the search indexes; says how long each took. */
+async function seed(db: Database, admin: pg.Client): Promise<string> {
+  await migrateMessageStore(db)
+  await admin.query(`SET maintenance_work_mem = '256MB'`)
+  // The search indexes are built after the seeding, as the migration defines them (a bulk build is faster
+  // than a million GIN insertions); the insertion cost of a single message is in the write benchmarks.
+  const { rows: searchIndexes } = await admin.query<{ name: string; def: string }>(
+    `SELECT indexname AS name, indexdef AS def FROM pg_indexes
+     WHERE schemaname = $1 AND indexname IN ('messages_text_trgm', 'messages_text_grams')`,
+    [schema],
+  )
+  for (const { name } of searchIndexes) await admin.query(`DROP INDEX ${quoteIdent(name)}`)
+  const t0 = performance.now()
+  // One statement; a word's place in its list is skewed towards the start (r^2), so some words are in most
+  // messages and others in few (`k * 0`, `i * 0`: the subqueries are evaluated per row and per word).
+  await admin.query(
+    `INSERT INTO messages (id, tenant_id, flow_id, session_id, ts, sender, sender_name, text)
+     SELECT gen_random_uuid(), CASE WHEN i % 10 = 5 THEN 'other' ELSE '${TENANT}' END,
+       ('00000000-0000-4000-8000-' || lpad((i % ${FLOWS})::text, 12, '0'))::uuid,
+       'session-' || (i % 20000), now() - make_interval(secs => ${N} - i),
+       CASE WHEN i % 2 = 0 THEN 'User' ELSE 'Machine' END, CASE WHEN i % 2 = 0 THEN 'User' ELSE 'AI' END,
+       CASE WHEN i % 10 = 3
+         THEN (SELECT string_agg(c[1 + floor(random() ^ 2 * cardinality(c))::int + k * 0], '')
+               FROM generate_series(1, 4 + i % 9 + i * 0) k)
+         ELSE (SELECT string_agg(e[1 + floor(random() ^ 2 * cardinality(e))::int + k * 0], ' ')
+               FROM generate_series(1, 8 + i % 18 + i * 0) k)
+       END || CASE WHEN i % 10000 = 7 THEN ' xylophone' ELSE '' END
+     FROM generate_series(1, ${N}) i, (SELECT ${lit(EN)} AS e, ${lit(CJK)} AS c) w`,
+  )
+  const seeded = performance.now() - t0
+  const built: string[] = []
+  for (const { name, def } of searchIndexes) {
+    const start = performance.now()
+    await admin.query(def)
+    built.push(`${name} ${((performance.now() - start) / 1000).toFixed(1)} s`)
+  }
+  return `seeded ${N} messages in ${(seeded / 1000).toFixed(1)} s; index builds: ${built.join(', ')}`
+}
+
 /** The scan nodes of the search's plan (EXPLAIN ANALYZE of the statement the search runs). */
 async function explain(db: Database, q: SearchQuery): Promise<string> {
   const nodes: string[] = []
@@ -169,6 +174,7 @@ async function explain(db: Database, q: SearchQuery): Promise<string> {
         fn({
           ...tx,
           query: async (sql, params) => {
+            if (sql.startsWith('SET ')) return tx.query(sql, params)
             const { rows } = await tx.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, params)
             for (const { 'QUERY PLAN': line } of rows) {
               const m =

@@ -29,7 +29,7 @@ $$;
 -- 4,096 characters count, so a long message costs no more to store than that; a longer text also has the
 -- gram '' (which no search word has), so that searches take it as a candidate and check its whole text.
 CREATE FUNCTION message_grams(t text) RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT COST 1000 AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT COST 200 AS $$
   SELECT coalesce(array_agg(DISTINCT g), '{}') FROM (
     SELECT string_to_table(l, NULL) AS g FROM (SELECT lower(left(t, 4096)) AS l) a
     UNION ALL SELECT (regexp_matches(l, '..', 'g'))[1] FROM (SELECT lower(left(t, 4096)) AS l) a

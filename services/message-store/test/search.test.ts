@@ -79,6 +79,7 @@ t.test('CJK and other scripts: words of 1, 2 and more characters', async (t) => 
     '東京 and Kyoto',
     '서울특별시 날씨',
     'مرحبا بالعالم',
+    'ÖK x y',
   ]
   await storeTexts(A, texts)
   t.same(await found(A, '東京'), newestFirst([texts[0], texts[3]] as string[]), 'a 2-character word')
@@ -89,6 +90,8 @@ t.test('CJK and other scripts: words of 1, 2 and more characters', async (t) => 
   t.same(await found(A, '서울'), [texts[4]], 'Hangul')
   t.same(await found(A, 'بالعالم'), [texts[5]], 'Arabic')
   t.same(await found(A, '大阪'), [])
+  t.same(await found(A, 'öK'), [texts[6]], 'a short word folds case too')
+  t.same(await found(A, 'xy'), [], 'a short word never spans whitespace')
 })
 
 t.test('a quoted phrase matches its words in order, across any whitespace', async (t) => {

@@ -55,7 +55,8 @@ export function containsPattern(word: string): string {
 }
 
 /**
- * A regular expression (Postgres ARE) that finds the words of a phrase in order, separated by whitespace:
+ * A regular expression (Postgres ARE, matched against the lower-cased text after lower-casing it too) that
+ * finds the words of a phrase in order, separated by whitespace:
  * every ASCII character that is not a letter or digit is escaped (a backslash before a non-alphanumeric
  * character always means the character itself); other characters have no special meaning there.
  */

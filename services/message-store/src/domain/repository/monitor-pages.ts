@@ -20,7 +20,7 @@ export interface Page {
   nextCursor: string | undefined
 }
 
-/** A condition on the messages (alias `m`) with one parameter, written `?`. */
+/** A condition on the messages (alias `m`) with one parameter, written `?` (each `?` is that parameter). */
 export type MessageCondition = readonly [sql: string, value: unknown]
 
 /**
@@ -37,7 +37,7 @@ export async function listMessages(
   const where = ['m.tenant_id = $1']
   const add = (sql: string, value: unknown) => {
     params.push(value)
-    where.push(sql.replace('?', `$${params.length}`))
+    where.push(sql.replaceAll('?', `$${params.length}`))
   }
   if (q.flow_id !== undefined) add('m.flow_id = ?', q.flow_id)
   if (q.session_id !== undefined) add('m.session_id = ?', q.session_id)
