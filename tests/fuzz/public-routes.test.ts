@@ -361,6 +361,7 @@ const routes: Record<string, RouteFuzz> = {
     ),
   },
   'GET /api/v1/monitor/messages': { body: null },
+  'GET /api/v1/monitor/messages/search': { body: null },
   'DELETE /api/v1/monitor/messages': {
     body: fc.oneof(
       fc.array(fc.oneof(known('message').map(partValue), uuidish), { maxLength: 20 }).map((json) => ({ json })),

@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import type { Database } from './database.js'
 
 /** A lone UTF-16 surrogate (half of a pair), which UTF-8 cannot encode. */
@@ -21,7 +22,8 @@ function wellFormed(params: unknown[] | undefined): unknown[] | undefined {
  */
 export async function createPgliteDatabase(dataDir: string | undefined): Promise<Database> {
   if (dataDir) await mkdir(dataDir, { recursive: true })
-  const db = await PGlite.create(dataDir)
+  // pg_trgm: the message-store's search index (its migration 005 creates the extension)
+  const db = await PGlite.create(dataDir, { extensions: { pg_trgm } })
   // PGlite runs one query at a time; transactions hold it exclusively.
   return {
     kind: 'pglite',

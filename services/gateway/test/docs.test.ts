@@ -72,6 +72,7 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
     '/api/v1/flows/',
     '/api/v1/flows/{id}',
     '/api/v1/monitor/messages',
+    '/api/v1/monitor/messages/search',
     '/api/v1/monitor/sessions',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`)

@@ -97,11 +97,24 @@ t.test('monitor reads: none of A’s messages or sessions', async (t) => {
     '/api/v1/monitor/messages/sessions',
     '/api/v1/monitor/sessions',
     `/api/v1/monitor/sessions?flow_id=${flowA}`,
+    '/api/v1/monitor/messages/search?q=A%20in',
+    `/api/v1/monitor/messages/search?q=%22A%20in%20s1%22&flow_id=${flowA}&session_id=s1`,
+    '/api/v1/monitor/messages/search?q=s&limit=1000',
   ]) {
     const res = await asB({ url })
     t.equal(res.statusCode, 200, url)
     t.same(res.json(), [], url)
   }
+})
+
+t.test('search through the gateway: A finds its messages, B none of them', async (t) => {
+  const res = await asA({ url: '/api/v1/monitor/messages/search?q=%22A%20in%22%20S1' })
+  t.equal(res.statusCode, 200)
+  const inS1 = before.messages.filter((m) => m.session_id === 's1').reverse()
+  t.equal(inS1.length, 2)
+  t.same(res.json(), inS1, "the phrase and the word, case-insensitive: s1's question and answer, newest first")
+  const bad = await asA({ url: `/api/v1/monitor/messages/search?q=${'x'.repeat(10_000)}` })
+  t.equal(bad.statusCode, 422, 'a 10,000-character q')
 })
 
 t.test('monitor writes: B’s edit is a 404, its renames and deletes change nothing of A’s', async (t) => {

@@ -5,6 +5,7 @@ import { commonErrors } from '@session-runtime/service-kit'
 export const Errors = {
   ...commonErrors('MSGSTORE'),
   InvalidCursor: createError('MSGSTORE_INVALID_CURSOR', '%s', 400),
+  InvalidSearch: createError('MSGSTORE_INVALID_SEARCH', '%s', 422),
   BodyTooDeep: createError(
     'MSGSTORE_BODY_TOO_DEEP',
     'The request body nests objects and arrays deeper than the limit of %d levels',

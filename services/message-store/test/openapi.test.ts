@@ -25,6 +25,7 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
   t.match(doc.openapi, /^3\.1\./)
   t.same(Object.keys(doc.paths).sort(), [
     '/api/v1/monitor/messages',
+    '/api/v1/monitor/messages/search',
     '/api/v1/monitor/messages/session/{old_session_id}',
     '/api/v1/monitor/messages/session/{session_id}',
     '/api/v1/monitor/messages/sessions',
@@ -35,7 +36,7 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
     '/api/v1/monitor/sessions/{session_id}/export',
   ])
   const ops = Object.values(doc.paths).flatMap((item) => Object.values(item))
-  t.equal(ops.length, 12)
+  t.equal(ops.length, 13)
   t.ok(
     ops.every((op) => op.summary && op.tags?.length === 1 && op.tags[0] === 'Monitor' && op.responses),
     'every operation has a summary and the Monitor tag',

@@ -6,6 +6,7 @@ import type {
   MessagesQuery,
   MessageUpdate,
   SessionMetadataPatch,
+  SearchQuery,
   SessionsQuery,
 } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../../cache/history-backend.js'
@@ -23,7 +24,6 @@ import {
   readSessionSummary,
   sessionMessagesPage,
 } from './session-lifecycle.js'
-import { deleteSessions, renameSession, type SessionKey } from './sessions.js'
 
 /** Messages one export read fetches (a keyset page): what an export holds in memory at most, with the socket's buffer. */
 const EXPORT_PAGE_MESSAGES = 1000
@@ -31,6 +31,8 @@ const EXPORT_PAGE_MESSAGES = 1000
 const EXPORT_PAGE_SESSIONS = 100
 /** Sessions one erase transaction deletes: no statement holds the locks of a whole user's sessions. */
 const ERASE_BATCH_SESSIONS = 100
+import { searchMessages } from './search.js'
+import { deleteSessions, renameSession, type SessionKey } from './sessions.js'
 
 export interface MessageRepositoryOptions {
   history: HistoryServiceOptions
@@ -237,5 +239,10 @@ export class MessageRepository {
   /** After a committed edit, delete, rename or mark: the cached states of these sessions are out of date. */
   private changed(tenant: string, changes: SessionChange[]): Promise<void> {
     return this.history.afterChange(tenant, changes)
+  }
+
+  /** Full-text search: the tenant's messages holding every word of the query, newest first (keyset-paged). */
+  searchMessages(tenant: string, q: SearchQuery): Promise<Page> {
+    return searchMessages(this.db, tenant, q)
   }
 }

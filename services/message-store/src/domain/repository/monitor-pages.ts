@@ -21,18 +21,30 @@ export interface Page {
   nextCursor: string | undefined
 }
 
-/** GET /api/v1/monitor/messages: filters, ordering, offset and keyset cursor. */
-export async function listMessages(db: Queryable, tenant: string, q: MessagesQuery): Promise<Page> {
+/** A condition on the messages (alias `m`) with one parameter, written `?` (each `?` is that parameter). */
+export type MessageCondition = readonly [sql: string, value: unknown]
+
+/**
+ * GET /api/v1/monitor/messages: filters, ordering, offset and keyset cursor. `conditions` narrow it further
+ * (the search: domain/repository/search.ts).
+ */
+export async function listMessages(
+  db: Queryable,
+  tenant: string,
+  q: MessagesQuery,
+  conditions: readonly MessageCondition[] = [],
+): Promise<Page> {
   const params: unknown[] = [tenant]
   const where = ['m.tenant_id = $1']
   const add = (sql: string, value: unknown) => {
     params.push(value)
-    where.push(sql.replace('?', `$${params.length}`))
+    where.push(sql.replaceAll('?', `$${params.length}`))
   }
   if (q.flow_id !== undefined) add('m.flow_id = ?', q.flow_id)
   if (q.session_id !== undefined) add('m.session_id = ?', q.session_id)
   if (q.sender !== undefined) add('m.sender = ?', q.sender)
   if (q.sender_name !== undefined) add('m.sender_name = ?', q.sender_name)
+  for (const [sql, value] of conditions) add(sql, value)
   const column = SORT_COLUMN[q.order_by]
   const dir = q.order === 'DESC' ? 'DESC' : 'ASC'
   const cmp = dir === 'DESC' ? '<' : '>'

@@ -7,6 +7,7 @@ import {
   SessionConflictError,
   SessionNotFoundError,
 } from '../../domain/repository/errors.js'
+import { InvalidSearchError } from '../../domain/search-terms.js'
 import { Errors } from '../../errors.js'
 
 /** How the message-store's domain errors appear in the error envelope. */
@@ -17,6 +18,7 @@ export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
     bodyLimit,
     mapError(err) {
       if (err instanceof InvalidCursorError) return new Errors.InvalidCursor(err.message)
+      if (err instanceof InvalidSearchError) return new Errors.InvalidSearch(err.message)
       if (err instanceof MessageNotFoundError) return new Errors.MessageNotFound()
       if (err instanceof SessionNotFoundError) return new Errors.SessionNotFound(err.message)
       if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)

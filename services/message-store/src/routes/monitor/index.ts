@@ -23,6 +23,7 @@ import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
 import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
+import search from './search.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -55,6 +56,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       sessionId: params.session_id ?? params.old_session_id ?? query.session_id,
     })
   })
+
+  await app.register(search)
 
   app.get(
     '/api/v1/monitor/messages',
