@@ -15,4 +15,5 @@ export const Errors = {
   SessionNotFound: createError('MSGSTORE_SESSION_NOT_FOUND', '%s', 404),
   SessionConflict: createError('MSGSTORE_SESSION_CONFLICT', '%s', 409),
   MessageIdConflict: createError('MSGSTORE_MESSAGE_ID_CONFLICT', '%s', 409),
+  SweepBusy: createError('MSGSTORE_SWEEP_BUSY', '%s', 409),
 }

@@ -7,6 +7,16 @@ import type { SessionChange } from './changes.js'
 import { type InsertResult, insertMessages, type StoredMessage, type WriteRequest } from './insert.js'
 import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
+import {
+  acquireSweepLease,
+  listRetentionRules,
+  type RetentionRule,
+  readRetention,
+  releaseSweepLease,
+  sweepBatch,
+  type TenantRetention,
+  writeRetention,
+} from './retention.js'
 import { deleteSessions, renameSession } from './sessions.js'
 
 export interface MessageRepositoryOptions {
@@ -160,5 +170,41 @@ export class MessageRepository {
   /** After a committed edit, delete, rename or mark: the cached states of these sessions are out of date. */
   private changed(tenant: string, changes: SessionChange[]): Promise<void> {
     return this.history.afterChange(tenant, changes)
+  }
+
+  /** The tenant's retention default and flow overrides (only `flowId`'s override when given). */
+  readRetention(tenant: string, flowId?: string): Promise<TenantRetention> {
+    return readRetention(this.db, tenant, flowId)
+  }
+
+  /** Sets or (null) removes the tenant's retention default, or one flow's override. */
+  writeRetention(tenant: string, flowId: string | undefined, maxIdleSeconds: number | null): Promise<void> {
+    return writeRetention(this.db, tenant, flowId, maxIdleSeconds)
+  }
+
+  /** Every retention rule of one tenant, or of all (the sweeper's list of work). */
+  retentionRules(tenant?: string): Promise<RetentionRule[]> {
+    return listRetentionRules(this.db, tenant)
+  }
+
+  acquireSweepLease(holder: string, leaseSeconds: number): Promise<boolean> {
+    return acquireSweepLease(this.db, holder, leaseSeconds)
+  }
+
+  releaseSweepLease(holder: string): Promise<void> {
+    return releaseSweepLease(this.db, holder)
+  }
+
+  /** Deletes one batch of a rule's expired sessions and drops their cached histories; null: the lease is lost. */
+  async sweepRetentionBatch(
+    holder: string,
+    leaseSeconds: number,
+    rule: RetentionRule,
+    limit: number,
+  ): Promise<{ sessions: number; messages: number } | null> {
+    const batch = await sweepBatch(this.db, holder, leaseSeconds, rule, limit)
+    if (batch === null) return null
+    await this.changed(rule.tenant, batch.changes)
+    return { sessions: batch.sessions, messages: batch.messages }
   }
 }

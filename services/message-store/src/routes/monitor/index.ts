@@ -22,6 +22,7 @@ import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
+import retention from './retention.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -169,6 +170,8 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       return { message: `Deleted ${n} session${n === 1 ? '' : 's'}`, deleted_count: n }
     },
   )
+
+  await app.register(retention)
 }
 
 export default monitor
