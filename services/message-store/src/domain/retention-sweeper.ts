@@ -31,6 +31,7 @@ export interface SweepResult {
 
 /** The sweep could not start: another sweep (this instance's or another's) holds the lease. */
 export class SweepBusyError extends Error {
+  override name = 'SweepBusyError'
   constructor() {
     super('A retention sweep is running; try again when it is done')
   }
