@@ -17,7 +17,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import os from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fmt, positiveInt } from '@session-runtime/bench'
+import { cpuDelta, cpuSnapshot, fmt, positiveInt, type Snapshot, waitUntilQuiet } from '@session-runtime/bench'
 import { createPgDatabase } from '@session-runtime/db'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import {
@@ -227,11 +227,33 @@ function run(load: (typeof loads)['reads' | 'writes'], seconds: number, until?: 
   })
 }
 
-const both = (seconds: number, until?: Promise<unknown>) =>
-  Promise.all([run(loads.reads, seconds, until), run(loads.writes, seconds, until)])
+const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 60)
+/** Waits (up to BENCH_QUIET_WAIT s) for other processes on the machine to go quiet. */
+const waitQuiet = () =>
+  waitUntilQuiet(QUIET_WAIT_S, {
+    waiting: (busy) => log(`  waiting for the machine to be quiet (${fmt(busy * 100)}% of a core in use) ...`),
+    stillBusy: (busy) => log(`  warning: still ${fmt(busy * 100)}% of a core busy elsewhere; measuring anyway`),
+  })
+
+/** Cores used meanwhile by processes that are neither this one, the store, Postgres nor Redis (noise). */
+function otherCores(a: Snapshot | undefined, b: Snapshot | undefined): number {
+  if (!a || !b) return Number.NaN
+  const { used, toCores } = cpuDelta(a, b)
+  const ours = used(
+    (pid, comm) => pid === process.pid || pid === child.pid || comm === 'postgres' || comm.startsWith('redis-server'),
+  )
+  return toCores(Math.max(0, b.busy - a.busy - ours))
+}
+
+async function both(seconds: number, until?: Promise<unknown>): Promise<Figures[] & { other: number }> {
+  const a = await cpuSnapshot()
+  const figures = await Promise.all([run(loads.reads, seconds, until), run(loads.writes, seconds, until)])
+  return Object.assign(figures, { other: otherCores(a, await cpuSnapshot()) })
+}
 
 log(`warm-up ${WARMUP} s ...`)
 await both(WARMUP)
+await waitQuiet()
 log(`load alone, ${DURATION} s ...`)
 const alone = await both(DURATION)
 
@@ -248,12 +270,17 @@ const sweep = (async () => {
 })()
 const during = await both(3600, sweep)
 await sweep
+await waitQuiet()
+log(`load alone again (after the sweep), ${DURATION} s ...`)
+const afterwards = await both(DURATION)
 
 const after = await counts()
 const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${fmt(os.totalmem() / 2 ** 30)} GiB`
 const redis = hasRedis ? `Redis ${await redisVersion(REDIS_URL)}` : 'in-process cache (no Redis)'
-const row = (name: string, [r, w]: Figures[]) =>
-  `| ${name} | ${fmt(r?.rps ?? 0)} | ${fmt(r?.p50 ?? 0, 1)} | ${fmt(r?.p99 ?? 0, 1)} | ${fmt(w?.rps ?? 0)} | ${fmt(w?.p50 ?? 0, 1)} | ${fmt(w?.p99 ?? 0, 1)} | ${(r?.errors ?? 0) + (w?.errors ?? 0)} |`
+const row = (name: string, figures: Figures[] & { other: number }) => {
+  const [r, w] = figures
+  return `| ${name} | ${fmt(r?.rps ?? 0)} | ${fmt(r?.p50 ?? 0, 1)} | ${fmt(r?.p99 ?? 0, 1)} | ${fmt(w?.rps ?? 0)} | ${fmt(w?.p50 ?? 0, 1)} | ${fmt(w?.p99 ?? 0, 1)} | ${(r?.errors ?? 0) + (w?.errors ?? 0)} | ${fmt(figures.other, 2)} |`
+}
 log('')
 log(`## Retention sweep, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`)
 log('')
@@ -266,10 +293,13 @@ log(
 )
 log(`Load: ${READERS} connections reading histories (limit 50), ${WRITERS} writing single messages, active sessions.`)
 log('')
-log('| load | reads/s | read p50 ms | read p99 ms | writes/s | write p50 ms | write p99 ms | errors |')
-log('| --- | --: | --: | --: | --: | --: | --: | --: |')
-log(row(`alone (${DURATION} s)`, alone))
+log(
+  '| load | reads/s | read p50 ms | read p99 ms | writes/s | write p50 ms | write p99 ms | errors | other processes (cores) |',
+)
+log('| --- | --: | --: | --: | --: | --: | --: | --: | --: |')
+log(row(`alone, before (${DURATION} s)`, alone))
 log(row(`during the sweep (${fmt(sweepSeconds, 1)} s)`, during))
+log(row(`alone, after (${DURATION} s)`, afterwards))
 
 child.send({ type: 'stop' } satisfies ServerRequest)
 await new Promise((r) => child.once('exit', r))

@@ -12,6 +12,7 @@ export interface RetentionStore {
     leaseSeconds: number,
     rule: RetentionRule,
     limit: number,
+    after: string | null,
   ): Promise<Omit<SweepBatch, 'changes'> | null>
 }
 
@@ -84,10 +85,18 @@ export class RetentionSweeper {
 
   /** Deletes one rule's expired sessions batch by batch; false when the sweep must stop. */
   private async sweepRule(holder: string, rule: RetentionRule, result: SweepResult): Promise<boolean> {
+    let after: string | null = null
     for (;;) {
       if (this.stopping) return false
-      const batch = await this.store.sweepRetentionBatch(holder, this.opts.leaseSeconds, rule, this.opts.batchSize)
+      const batch = await this.store.sweepRetentionBatch(
+        holder,
+        this.opts.leaseSeconds,
+        rule,
+        this.opts.batchSize,
+        after,
+      )
       if (batch === null) return false
+      after = batch.lastTs
       result.deletedSessions += batch.sessions
       result.deletedMessages += batch.messages
       // Fewer than a full batch: none left (or the rest are being written to right now: kept, they are active).

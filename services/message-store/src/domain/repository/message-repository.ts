@@ -13,6 +13,7 @@ import {
   type RetentionRule,
   readRetention,
   releaseSweepLease,
+  type SweepBatch,
   sweepBatch,
   type TenantRetention,
   writeRetention,
@@ -201,10 +202,11 @@ export class MessageRepository {
     leaseSeconds: number,
     rule: RetentionRule,
     limit: number,
-  ): Promise<{ sessions: number; messages: number } | null> {
-    const batch = await sweepBatch(this.db, holder, leaseSeconds, rule, limit)
+    after: string | null,
+  ): Promise<Omit<SweepBatch, 'changes'> | null> {
+    const batch = await sweepBatch(this.db, holder, leaseSeconds, rule, limit, after)
     if (batch === null) return null
     await this.changed(rule.tenant, batch.changes)
-    return { sessions: batch.sessions, messages: batch.messages }
+    return { sessions: batch.sessions, messages: batch.messages, lastTs: batch.lastTs }
   }
 }

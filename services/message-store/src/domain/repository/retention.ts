@@ -109,10 +109,13 @@ export interface SweepBatch {
   sessions: number
   messages: number
   changes: SessionChange[]
+  /** The last activity of the newest session in the batch: where the next batch of the rule starts. */
+  lastTs: string | null
 }
 
 /**
- * The sessions to delete for one rule, at most `$2`, locked. The limit is read from `retention` by the statement
+ * The sessions to delete for one rule, at most `$2`, oldest first from `$3` on (where the previous batch ended: the
+ * index entries of the sessions it deleted are not scanned again), locked. The limit is read from `retention` by the statement
  * itself (a rule changed or removed since the sweep listed it is honoured), and `last_ts` is compared by it:
  * a row that a concurrent write updated since the statement began is checked again at its newest version
  * before it is locked (READ COMMITTED re-check of FOR UPDATE), so a session that just got a message is left
@@ -120,19 +123,19 @@ export interface SweepBatch {
  * messages (message_count 0, left by a delete) have no last activity and are not touched.
  */
 const FLOW_VICTIMS = `
-  SELECT s.tenant_id, s.flow_id, s.session_id FROM sessions s
-  JOIN retention r ON r.tenant_id = $1 AND r.flow_id = $3::uuid
-  WHERE s.tenant_id = $1 AND s.flow_id = $3::uuid AND s.message_count > 0
-    AND s.last_ts < now() - make_interval(secs => r.max_idle_seconds)
+  SELECT s.ctid AS tid, s.flow_id, s.session_id, s.last_ts FROM sessions s
+  JOIN retention r ON r.tenant_id = $1 AND r.flow_id = $4::uuid
+  WHERE s.tenant_id = $1 AND s.flow_id = $4::uuid AND s.message_count > 0
+    AND s.last_ts < now() - make_interval(secs => r.max_idle_seconds) AND s.last_ts >= $3::timestamptz
   ORDER BY s.last_ts LIMIT $2
   FOR UPDATE OF s SKIP LOCKED`
 
 /** As FLOW_VICTIMS, for the tenant's default: sessions of flows without an override of their own. */
 const TENANT_VICTIMS = `
-  SELECT s.tenant_id, s.flow_id, s.session_id FROM sessions s
+  SELECT s.ctid AS tid, s.flow_id, s.session_id, s.last_ts FROM sessions s
   JOIN retention r ON r.tenant_id = $1 AND r.flow_id IS NULL
   WHERE s.tenant_id = $1 AND s.message_count > 0
-    AND s.last_ts < now() - make_interval(secs => r.max_idle_seconds)
+    AND s.last_ts < now() - make_interval(secs => r.max_idle_seconds) AND s.last_ts >= $3::timestamptz
     AND NOT EXISTS (SELECT 1 FROM retention o WHERE o.tenant_id = $1 AND o.flow_id = s.flow_id)
   ORDER BY s.last_ts LIMIT $2
   FOR UPDATE OF s SKIP LOCKED`
@@ -141,20 +144,30 @@ const TENANT_VICTIMS = `
  * One statement: lock the batch's sessions, delete their messages and their rows. A deleted session's row goes
  * too (a later message starts it afresh; versions come from one sequence, so they still only go up); a fresh
  * version per session invalidates its cached history.
+ *
+ * The plan is pinned to index lookups whatever the table size: each session's messages are found through
+ * `messages_session_history` (the LATERAL subquery, kept from being flattened into a join by OFFSET 0) and
+ * deleted by primary key (`id = ANY`); the sessions by the row addresses the locking scan returned (no one else
+ * can update a row this statement locked, so its address holds until the commit). Joining the batch to the
+ * tables instead let the planner hash-join it with a scan of all of `messages` (sub-second per batch at 370,000
+ * messages, growing with the table).
  */
 const sweepSql = (victims: string) => `
 WITH v AS (${victims}),
 dm AS (
-  DELETE FROM messages m USING v
-  WHERE m.tenant_id = v.tenant_id AND m.flow_id = v.flow_id AND m.session_id = v.session_id
+  DELETE FROM messages m WHERE m.tenant_id = $1 AND m.id = ANY(ARRAY(
+    SELECT x.id FROM v CROSS JOIN LATERAL (
+      SELECT m2.id FROM messages m2
+      WHERE m2.tenant_id = $1 AND m2.flow_id = v.flow_id AND m2.session_id = v.session_id OFFSET 0
+    ) x))
   RETURNING 1
 ),
 ds AS (
-  DELETE FROM sessions s USING v
-  WHERE s.tenant_id = v.tenant_id AND s.flow_id = v.flow_id AND s.session_id = v.session_id
+  DELETE FROM sessions s WHERE s.ctid = ANY(ARRAY(SELECT tid FROM v)) AND s.tenant_id = $1
   RETURNING s.flow_id, s.session_id
 )
-SELECT ds.flow_id, ds.session_id, nextval('session_version_seq') AS version, (SELECT count(*) FROM dm) AS messages
+SELECT ds.flow_id, ds.session_id, nextval('session_version_seq') AS version, (SELECT count(*) FROM dm) AS messages,
+  (SELECT max(last_ts) FROM v)::text AS last_ts
 FROM ds`
 const FLOW_SWEEP = sweepSql(FLOW_VICTIMS)
 const TENANT_SWEEP = sweepSql(TENANT_VICTIMS)
@@ -169,6 +182,7 @@ export async function sweepBatch(
   leaseSeconds: number,
   rule: Pick<RetentionRule, 'tenant' | 'flowId'>,
   limit: number,
+  after: string | null,
 ): Promise<SweepBatch | null> {
   return db.transaction(async (tx) => {
     if (!(await tryBatchLock(tx))) return null
@@ -178,15 +192,20 @@ export async function sweepBatch(
       [holder, leaseSeconds],
     )
     if (lease.rows.length === 0) return null
-    const params = rule.flowId === null ? [rule.tenant, limit] : [rule.tenant, limit, rule.flowId]
-    const { rows } = await tx.query<{ flow_id: string; session_id: string; version: string; messages: string }>(
-      rule.flowId === null ? TENANT_SWEEP : FLOW_SWEEP,
-      params,
-    )
+    const params: unknown[] = [rule.tenant, limit, after ?? '-infinity']
+    if (rule.flowId !== null) params.push(rule.flowId)
+    const { rows } = await tx.query<{
+      flow_id: string
+      session_id: string
+      version: string
+      messages: string
+      last_ts: string | null
+    }>(rule.flowId === null ? TENANT_SWEEP : FLOW_SWEEP, params)
     return {
       sessions: rows.length,
       messages: Number(rows[0]?.messages ?? 0),
       changes: rows.map((r) => ({ flowId: r.flow_id, sessionId: r.session_id, version: Number(r.version) })),
+      lastTs: rows[0]?.last_ts ?? null,
     }
   })
 }
