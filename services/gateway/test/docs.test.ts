@@ -74,6 +74,8 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
     '/api/v1/monitor/messages',
     '/api/v1/monitor/messages/search',
     '/api/v1/monitor/sessions',
+    '/api/v1/monitor/retention',
+    '/api/v1/monitor/retention/sweep',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`)
   }

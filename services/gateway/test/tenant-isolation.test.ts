@@ -173,3 +173,38 @@ t.test('the same session ID in two tenants stays two conversations', async (t) =
     ['A in s1', 'A in s1'],
   )
 })
+
+t.test('retention through the gateway: A’s limits are A’s, B’s sweep never touches A’s sessions', async (t) => {
+  const put = await asA({
+    method: 'PUT',
+    url: `/api/v1/monitor/retention?flow_id=${flowA}`,
+    payload: { max_idle_seconds: 86_400 },
+  })
+  t.equal(put.statusCode, 200)
+  t.match(put.json(), { effective: { flow_id: flowA, max_idle_seconds: 86_400, source: 'flow' } })
+  t.same((await asB({ url: `/api/v1/monitor/retention?flow_id=${flowA}` })).json(), {
+    default_max_idle_seconds: null,
+    flows: [],
+    effective: { flow_id: flowA, max_idle_seconds: null, source: 'none' },
+  })
+  const bPut = await asB({
+    method: 'PUT',
+    url: `/api/v1/monitor/retention?flow_id=${flowA}`,
+    payload: { max_idle_seconds: 1 },
+  })
+  t.equal(bPut.statusCode, 200, 'B sets its own override of the same flow ID')
+  t.equal(
+    (await asB({ method: 'PUT', url: '/api/v1/monitor/retention', payload: { max_idle_seconds: 0 } })).statusCode,
+    422,
+  )
+  const bSweep = await asB({ method: 'POST', url: '/api/v1/monitor/retention/sweep' })
+  t.equal(bSweep.statusCode, 200)
+  t.same(bSweep.json(), { deleted_sessions: 0, deleted_messages: 0 }, 'B’s sweep found nothing of its own')
+  t.same((await asA({ url: '/api/v1/monitor/retention' })).json(), {
+    default_max_idle_seconds: null,
+    flows: [{ flow_id: flowA, max_idle_seconds: 86_400 }],
+  })
+  t.same(await snapshotOfA(), before, 'A’s messages are all there')
+  await asA({ method: 'PUT', url: `/api/v1/monitor/retention?flow_id=${flowA}`, payload: { max_idle_seconds: null } })
+  await asB({ method: 'PUT', url: `/api/v1/monitor/retention?flow_id=${flowA}`, payload: { max_idle_seconds: null } })
+})

@@ -16,6 +16,7 @@ import { errorOptions } from './plugins/app/error-handler.js'
 import history from './plugins/app/history.js'
 import metrics from './plugins/app/metrics.js'
 import repository from './plugins/app/repository.js'
+import retention from './plugins/app/retention.js'
 import health from './routes/health/index.js'
 import internal from './routes/internal/index.js'
 import monitor from './routes/monitor/index.js'
@@ -39,6 +40,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
   await app.register(database, databaseOptions(config))
   await app.register(history, { config })
   await app.register(repository, { config })
+  await app.register(retention, { config })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
   // Free JSON (`properties`, `content_blocks`) nested thousands of levels deep overflowed JSON.stringify when
   // stored (a 500): every body is refused past BODY_MAX_DEPTH, after auth, before validation.

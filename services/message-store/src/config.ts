@@ -46,6 +46,13 @@ export const ConfigSchema = Type.Object({
    * above it. At most 1000: JSON.stringify overflows the call stack on values nested a few thousand levels deep.
    */
   BODY_MAX_DEPTH: Type.Integer({ minimum: 4, maximum: 1000, default: 64 }),
+  /**
+   * Seconds between retention sweeps (docs/message-store.md, Retention); 0: this instance never sweeps on its
+   * own (POST /api/v1/monitor/retention/sweep still does). However many instances run, one sweeps at a time.
+   */
+  RETENTION_SWEEP_INTERVAL_SECONDS: Type.Integer({ minimum: 0, default: 300 }),
+  /** Most sessions one sweep batch deletes (one statement, one short transaction). */
+  RETENTION_SWEEP_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 5000, default: 500 }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -18,4 +18,5 @@ export const Errors = {
   MessageIdConflict: createError('MSGSTORE_MESSAGE_ID_CONFLICT', '%s', 409),
   TooManyMetadataKeys: createError('MSGSTORE_TOO_MANY_METADATA_KEYS', '%s', 422),
   InvalidMetadataFilter: createError('MSGSTORE_INVALID_METADATA_FILTER', '%s', 400),
+  SweepBusy: createError('MSGSTORE_SWEEP_BUSY', '%s', 409),
 }

@@ -30,13 +30,15 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
     '/api/v1/monitor/messages/session/{session_id}',
     '/api/v1/monitor/messages/sessions',
     '/api/v1/monitor/messages/{id}',
+    '/api/v1/monitor/retention',
+    '/api/v1/monitor/retention/sweep',
     '/api/v1/monitor/sessions',
     '/api/v1/monitor/sessions/export',
     '/api/v1/monitor/sessions/{session_id}',
     '/api/v1/monitor/sessions/{session_id}/export',
   ])
   const ops = Object.values(doc.paths).flatMap((item) => Object.values(item))
-  t.equal(ops.length, 13)
+  t.equal(ops.length, 16)
   t.ok(
     ops.every((op) => op.summary && op.tags?.length === 1 && op.tags[0] === 'Monitor' && op.responses),
     'every operation has a summary and the Monitor tag',

@@ -17,6 +17,18 @@ import { type InsertResult, insertMessages, type StoredMessage, type WriteReques
 import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
 import {
+  acquireSweepLease,
+  listRetentionRules,
+  type RetentionRule,
+  readRetention,
+  releaseSweepLease,
+  type SweepBatch,
+  sweepBatch,
+  type TenantRetention,
+  writeRetention,
+} from './retention.js'
+import { searchMessages } from './search.js'
+import {
   eraseBatch,
   type MessageKey,
   matchingSessionsPage,
@@ -24,6 +36,7 @@ import {
   readSessionSummary,
   sessionMessagesPage,
 } from './session-lifecycle.js'
+import { deleteSessions, renameSession, type SessionKey } from './sessions.js'
 
 /** Messages one export read fetches (a keyset page): what an export holds in memory at most, with the socket's buffer. */
 const EXPORT_PAGE_MESSAGES = 1000
@@ -31,8 +44,6 @@ const EXPORT_PAGE_MESSAGES = 1000
 const EXPORT_PAGE_SESSIONS = 100
 /** Sessions one erase transaction deletes: no statement holds the locks of a whole user's sessions. */
 const ERASE_BATCH_SESSIONS = 100
-import { searchMessages } from './search.js'
-import { deleteSessions, renameSession, type SessionKey } from './sessions.js'
 
 export interface MessageRepositoryOptions {
   history: HistoryServiceOptions
@@ -244,5 +255,42 @@ export class MessageRepository {
   /** Full-text search: the tenant's messages holding every word of the query, newest first (keyset-paged). */
   searchMessages(tenant: string, q: SearchQuery): Promise<Page> {
     return searchMessages(this.db, tenant, q)
+  }
+
+  /** The tenant's retention default and flow overrides (only `flowId`'s override when given). */
+  readRetention(tenant: string, flowId?: string): Promise<TenantRetention> {
+    return readRetention(this.db, tenant, flowId)
+  }
+
+  /** Sets or (null) removes the tenant's retention default, or one flow's override. */
+  writeRetention(tenant: string, flowId: string | undefined, maxIdleSeconds: number | null): Promise<void> {
+    return writeRetention(this.db, tenant, flowId, maxIdleSeconds)
+  }
+
+  /** Every retention rule of one tenant, or of all (the sweeper's list of work). */
+  retentionRules(tenant?: string): Promise<RetentionRule[]> {
+    return listRetentionRules(this.db, tenant)
+  }
+
+  acquireSweepLease(holder: string, leaseSeconds: number): Promise<boolean> {
+    return acquireSweepLease(this.db, holder, leaseSeconds)
+  }
+
+  releaseSweepLease(holder: string): Promise<void> {
+    return releaseSweepLease(this.db, holder)
+  }
+
+  /** Deletes one batch of a rule's expired sessions and drops their cached histories; null: the lease is lost. */
+  async sweepRetentionBatch(
+    holder: string,
+    leaseSeconds: number,
+    rule: RetentionRule,
+    limit: number,
+    after: string | null,
+  ): Promise<Omit<SweepBatch, 'changes'> | null> {
+    const batch = await sweepBatch(this.db, holder, leaseSeconds, rule, limit, after)
+    if (batch === null) return null
+    await this.changed(rule.tenant, batch.changes)
+    return { sessions: batch.sessions, messages: batch.messages, lastTs: batch.lastTs }
   }
 }

@@ -24,6 +24,7 @@ import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
 import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
 import search from './search.js'
+import retention from './retention.js'
 
 const errors = {
   400: ErrorEnvelope,
@@ -183,6 +184,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
   )
 
   await app.register(sessionLifecycle)
+  await app.register(retention)
 }
 
 export default monitor
