@@ -1,11 +1,11 @@
 // The Playground page in a real browser (Debian's Chromium driven by playwright-core) against the real
 // stack as processes: key, flow, two sessions kept apart, a run, rename, delete, edit, and scrolling back
 // through a 500-message session. Every wait is bounded (10 s per step).
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { KEY_A, KEY_B, repoRoot as root, startFakeModel, startProcessStack } from '@session-runtime/stack'
-import { type Browser, chromium, type Page } from 'playwright-core'
 import t from 'tap'
+import { apiClient, launchChromium, newRecordedPage, STEP_MS } from '../helpers/browser.js'
 
 /** What the functions run in the page use of it (this test program has no DOM library). */
 interface PageElement {
@@ -24,17 +24,11 @@ declare const document: {
 declare const sessionStorage: { getItem(key: string): string | null }
 declare const localStorage: { length: number }
 
-const CHROMIUM = '/usr/bin/chromium'
-const STEP_MS = 10_000
 const LONG_SESSION = 'long history'
 const LONG_RUNS = 250 // Memory Echo stores 2 messages per run
 const CUSTOM_ID = 'odd id/50%+ok 🚀'
 const RENAMED_ID = 'renamed /%+ ✨'
 const TAKEN_ID = 'taken on the server'
-
-if (!existsSync(CHROMIUM)) {
-  throw new Error(`The browser tests need Debian's Chromium at ${CHROMIUM}: apt-get install -y chromium`)
-}
 
 interface Msg {
   id: string
@@ -50,19 +44,7 @@ const model = await startFakeModel(t, { reply: (call) => `Streaming reply to: ${
 const stack = await startProcessStack(t, { modelUrl: model.url })
 const base = stack.gatewayUrl
 
-async function api<T>(
-  path: string,
-  init: RequestInit = {},
-  key = KEY_A,
-): Promise<{ status: number; body: T; next: string | null }> {
-  const res = await fetch(`${base}${path}`, {
-    ...init,
-    headers: { 'x-api-key': key, ...(init.body ? { 'content-type': 'application/json' } : {}), ...init.headers },
-    signal: AbortSignal.timeout(STEP_MS),
-  })
-  const text = await res.text()
-  return { status: res.status, body: (text ? JSON.parse(text) : null) as T, next: res.headers.get('x-next-cursor') }
-}
+const api = apiClient(base)
 
 const flows = await api<{ id: string; endpoint_name: string }[]>('/api/v1/flows/')
 const flowId = flows.body.find((flow) => flow.endpoint_name === 'memory-echo')?.id
@@ -111,42 +93,14 @@ async function sessionIds(): Promise<string[]> {
   return res.body.map((s) => s.session_id)
 }
 
-const [browser] = await Promise.all([
-  chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STEP_MS * 3,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-gpu',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  }) as Promise<Browser>,
-  seedLongSession(),
-])
-t.teardown(() => browser.close())
-
-const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-context.setDefaultTimeout(STEP_MS)
-const external: string[] = []
-await context.route('**/*', (route) => {
-  const url = route.request().url()
-  if (url.startsWith(`${base}/`) || url.startsWith('data:')) return route.continue()
-  external.push(url)
-  return route.abort()
-})
-const page: Page = await context.newPage()
-const pageErrors: string[] = []
-page.on('pageerror', (error) => pageErrors.push(error.message))
-page.on('console', (message) => {
-  // the browser itself logs the failed loads the tests cause on purpose (wrong key, taken session ID,
-  // network down); the page shows its own message for them
-  const expected = /status of (403 \(Forbidden\)|409 \(Conflict\))|net::ERR_INTERNET_DISCONNECTED/
-  if (message.type() === 'error' && !expected.test(message.text())) pageErrors.push(message.text())
-})
+const [browser] = await Promise.all([launchChromium(t), seedLongSession()])
+// the browser itself logs the failed loads the tests cause on purpose (wrong key, taken session ID,
+// network down); the page shows its own message for them
+const { page, pageErrors, external } = await newRecordedPage(
+  browser,
+  base,
+  /status of (403 \(Forbidden\)|409 \(Conflict\))|net::ERR_INTERNET_DISCONNECTED/,
+)
 
 const sessionList = () =>
   page.locator('#sessions .session').evaluateAll((els) => els.map((e) => (e as PageElement).dataset.sessionId ?? ''))

@@ -4,8 +4,9 @@
 /** @typedef {{ id: string, name: string, endpoint_name?: string | null, description?: string | null }} Flow */
 /**
  * @typedef {{ session_id: string, flow_id: string, message_count: number, first_timestamp: string,
- *   last_timestamp: string, last_text: string }} Session
+ *   last_timestamp: string, last_text: string, metadata?: Record<string, string> }} Session
  */
+/** @typedef {{ max_idle_seconds: number | null, source: 'flow' | 'tenant' | 'none' }} Retention */
 /**
  * @typedef {{ id: string, text: string, sender: string, sender_name: string, session_id: string,
  *   flow_id: string, timestamp: string, error?: boolean, edit?: boolean, category?: string }} Message
@@ -135,12 +136,73 @@ export function createApi(key, options = {}) {
     /**
      * Most recently active first.
      * @param {string} flowId
-     * @param {{ limit?: number, cursor?: string | null, signal?: AbortSignal }} [opts]
+     * @param {{ limit?: number, cursor?: string | null, signal?: AbortSignal, metadata?: Record<string, string> }} [opts]
      * @returns {Promise<Page>}
      */
     async listSessions(flowId, opts = {}) {
-      const target = url('/api/v1/monitor/sessions', { flow_id: flowId, limit: opts.limit ?? 30, cursor: opts.cursor })
+      /** @type {Record<string, string | number | null | undefined>} */
+      const query = { flow_id: flowId, limit: opts.limit ?? 30, cursor: opts.cursor }
+      for (const [key, value] of Object.entries(opts.metadata ?? {})) query[`metadata.${key}`] = value
+      return page(await send('GET', url('/api/v1/monitor/sessions', query), { signal: opts.signal }))
+    },
+
+    /**
+     * Merges `patch` into a session's metadata (a null value removes the key); answers the session's summary.
+     * @param {string} flowId
+     * @param {string} sessionId
+     * @param {Record<string, string | null>} patch
+     * @returns {Promise<Session>}
+     */
+    async updateSessionMetadata(flowId, sessionId, patch) {
+      const target = url(`/api/v1/monitor/sessions/${seg(sessionId)}`, { flow_id: flowId })
+      return (await send('PATCH', target, { body: { metadata: patch } })).json()
+    },
+
+    /**
+     * Messages of the flow whose text matches every word of `q`, newest first.
+     * @param {string} flowId
+     * @param {string} q
+     * @param {{ limit?: number, cursor?: string | null, signal?: AbortSignal }} [opts]
+     * @returns {Promise<Page>}
+     */
+    async searchMessages(flowId, q, opts = {}) {
+      const target = url('/api/v1/monitor/messages/search', {
+        q,
+        flow_id: flowId,
+        limit: opts.limit ?? 20,
+        cursor: opts.cursor,
+      })
       return page(await send('GET', target, { signal: opts.signal }))
+    },
+
+    /**
+     * A session as NDJSON (its summary, then every message, oldest first).
+     * @param {string} flowId
+     * @param {string} sessionId
+     * @returns {Promise<Blob>}
+     */
+    async exportSession(flowId, sessionId) {
+      const target = url(`/api/v1/monitor/sessions/${seg(sessionId)}/export`, { flow_id: flowId })
+      return (await send('GET', target, { accept: 'application/x-ndjson' })).blob()
+    },
+
+    /**
+     * The retention that applies to the flow's sessions.
+     * @param {string} flowId
+     * @returns {Promise<Retention>}
+     */
+    async getRetention(flowId) {
+      return effectiveRetention(await (await send('GET', url('/api/v1/monitor/retention', { flow_id: flowId }))).json())
+    },
+
+    /**
+     * Sets the flow's idle limit (null: the tenant's default applies again).
+     * @param {string} flowId
+     * @param {number | null} maxIdleSeconds
+     */
+    async setFlowRetention(flowId, maxIdleSeconds) {
+      const target = url('/api/v1/monitor/retention', { flow_id: flowId })
+      await send('PUT', target, { body: { max_idle_seconds: maxIdleSeconds } })
     },
 
     /**
@@ -247,4 +309,17 @@ export function createApi(key, options = {}) {
       return (await send('PUT', `/api/v1/monitor/messages/${seg(messageId)}`, { body: { text } })).json()
     },
   }
+}
+
+/**
+ * The limit that applies to a flow's sessions, from GET /api/v1/monitor/retention?flow_id=….
+ * @param {any} body
+ * @returns {import('./api.js').Retention}
+ */
+export function effectiveRetention(body) {
+  const flow = body?.flow?.max_idle_seconds ?? null
+  const tenant = body?.tenant?.max_idle_seconds ?? null
+  if (flow !== null) return { max_idle_seconds: flow, source: 'flow' }
+  if (tenant !== null) return { max_idle_seconds: tenant, source: 'tenant' }
+  return { max_idle_seconds: null, source: 'none' }
 }

@@ -6,6 +6,12 @@ const KEY_STORAGE = 'playground.apiKey'
 const FLOW_STORAGE = 'playground.flowId'
 const SESSIONS_PAGE = 30
 const MESSAGES_PAGE = 50
+const HITS_PAGE = 20
+/** Pages of older messages loaded, at most, to reach a search hit in its session. */
+const MAX_PAGES_TO_HIT = 40
+/** A metadata key as the API takes it. */
+const METADATA_KEY = /^[A-Za-z0-9_.-]{1,64}$/
+const METADATA_MAX_KEYS = 16
 /** How close (px) to the top or bottom of a list counts as "reached it" while scrolling. */
 const NEAR_EDGE = 200
 
@@ -53,6 +59,36 @@ const el = {
   deleteForm: byId('delete-form'),
   deleteName: byId('delete-name'),
   deleteCancel: byId('delete-cancel'),
+  retentionText: byId('retention-text'),
+  retentionEdit: /** @type {HTMLButtonElement} */ (byId('retention-edit')),
+  searchForm: byId('search-form'),
+  searchInput: /** @type {HTMLInputElement} */ (byId('search-input')),
+  searchButton: /** @type {HTMLButtonElement} */ (byId('search-button')),
+  searchResults: byId('search-results'),
+  searchClose: byId('search-close'),
+  hits: byId('hits'),
+  hitsEmpty: byId('hits-empty'),
+  moreHits: /** @type {HTMLButtonElement} */ (byId('more-hits')),
+  filterForm: byId('filter-form'),
+  filterInput: /** @type {HTMLInputElement} */ (byId('filter-input')),
+  filterApply: /** @type {HTMLButtonElement} */ (byId('filter-apply')),
+  filterClear: /** @type {HTMLButtonElement} */ (byId('filter-clear')),
+  metadataButton: /** @type {HTMLButtonElement} */ (byId('metadata-session')),
+  exportButton: /** @type {HTMLButtonElement} */ (byId('export-session')),
+  metadataDialog: /** @type {HTMLDialogElement} */ (byId('metadata-dialog')),
+  metadataForm: byId('metadata-form'),
+  metadataRows: byId('metadata-rows'),
+  metadataAdd: /** @type {HTMLButtonElement} */ (byId('metadata-add')),
+  metadataError: byId('metadata-error'),
+  metadataCancel: byId('metadata-cancel'),
+  retentionDialog: /** @type {HTMLDialogElement} */ (byId('retention-dialog')),
+  retentionForm: byId('retention-form'),
+  retentionCurrent: byId('retention-current'),
+  retentionValue: /** @type {HTMLInputElement} */ (byId('retention-value')),
+  retentionUnit: /** @type {HTMLSelectElement} */ (byId('retention-unit')),
+  retentionError: byId('retention-error'),
+  retentionDefault: byId('retention-default'),
+  retentionCancel: byId('retention-cancel'),
 }
 
 const state = {
@@ -78,6 +114,13 @@ const state = {
   olderCursor: null,
   olderLoading: false,
   running: false,
+  /** The metadata filter of the session list (every pair must match). @type {Record<string, string>} */
+  filter: {},
+  /** The search shown, if any. @type {{ q: string, next: string | null, loading: boolean, gen: number } | null} */
+  search: null,
+  searchGen: 0,
+  /** @type {import('./api.js').Retention | null} */
+  retention: null,
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -140,6 +183,9 @@ function setFlowControls(enabled) {
   el.flow.disabled = !enabled || state.flowCount === 0
   el.newId.disabled = !enabled || !state.flowId
   el.newButton.disabled = !enabled || !state.flowId
+  for (const control of [el.searchInput, el.searchButton, el.filterInput, el.filterApply, el.retentionEdit]) {
+    control.disabled = !enabled || !state.flowId
+  }
 }
 
 /** @param {string} key */
@@ -206,9 +252,14 @@ function selectFlow(flowId) {
   if (flowId) sessionStorage.setItem(FLOW_STORAGE, flowId)
   state.sessions = []
   state.sessionsNext = null
+  state.filter = {}
+  el.filterInput.value = ''
+  el.filterClear.hidden = true
+  closeSearch()
   closeSession()
   renderSessions()
   setFlowControls(Boolean(state.api))
+  void loadRetention()
   if (flowId) void loadSessions()
 }
 
@@ -227,6 +278,7 @@ async function loadSessions() {
     const page = await api.listSessions(state.flowId, {
       limit: SESSIONS_PAGE,
       cursor: first ? null : state.sessionsNext,
+      metadata: state.filter,
     })
     if (gen !== state.flowGen) return
     const known = new Set(state.sessions.map((s) => s.session_id))
@@ -249,7 +301,7 @@ async function refreshSessions() {
   if (!api || !state.flowId) return
   const gen = state.flowGen
   try {
-    const page = await api.listSessions(state.flowId, { limit: SESSIONS_PAGE })
+    const page = await api.listSessions(state.flowId, { limit: SESSIONS_PAGE, metadata: state.filter })
     if (gen !== state.flowGen) return
     const fresh = /** @type {SessionRow[]} */ (page.items)
     const ids = new Set(fresh.map((s) => s.session_id))
@@ -259,6 +311,7 @@ async function refreshSessions() {
     state.sessions = [...pending, ...fresh, ...(page.next || state.sessionsNext ? rest : [])]
     if (!state.sessionsNext || !page.next) state.sessionsNext = page.next
     renderSessions()
+    setConversationControls()
   } catch (error) {
     if (gen === state.flowGen) report(error)
   }
@@ -295,6 +348,20 @@ function sessionItem(row) {
   preview.className = 'preview'
   preview.textContent = row.last_text ?? ''
   button.append(sid, meta, preview)
+  const pairs = Object.entries(row.metadata ?? {})
+  if (pairs.length > 0) {
+    const tags = document.createElement('span')
+    tags.className = 'tags'
+    tags.setAttribute('aria-label', 'Metadata')
+    for (const [key, value] of pairs) {
+      const tag = document.createElement('span')
+      tag.className = 'tag'
+      tag.dataset.key = key
+      tag.textContent = `${key}: ${value}`
+      tags.append(tag)
+    }
+    button.append(tags)
+  }
   button.addEventListener('click', () => openSession(row.session_id))
   li.append(button)
   return li
@@ -309,6 +376,10 @@ function renderSessions() {
     for (const button of el.sessions.querySelectorAll('button'))
       if (button.dataset.sessionId === focused) button.focus()
   }
+  const filtered = Object.keys(state.filter).length > 0
+  el.sessionsEmpty.textContent = filtered
+    ? 'No session of this flow has that metadata.'
+    : 'No sessions in this flow yet. Start one above.'
   el.sessionsEmpty.hidden = !state.flowId || state.sessions.length > 0 || state.sessionsLoading
   el.moreSessions.hidden = !state.sessionsNext
 }
@@ -334,6 +405,9 @@ function closeSession() {
 
 function setConversationControls() {
   const open = state.open !== null
+  const stored = open && !state.sessions.find((s) => s.session_id === state.open)?.pending
+  el.metadataButton.disabled = !stored || state.running
+  el.exportButton.disabled = !stored || state.running
   el.rename.disabled = !open || state.running
   el.remove.disabled = !open || state.running
   el.input.disabled = !open || state.running
@@ -726,6 +800,329 @@ async function confirmDelete() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Search, metadata filter, metadata, export, retention
+
+function closeSearch() {
+  state.search = null
+  state.searchGen++
+  el.hits.replaceChildren()
+  el.searchResults.hidden = true
+  el.sessions.hidden = false
+  renderSessions()
+}
+
+/** @param {string} q */
+async function startSearch(q) {
+  if (!state.api || !state.flowId) return
+  if (q.trim() === '') {
+    closeSearch()
+    return
+  }
+  clearNotice()
+  state.searchGen++
+  state.search = { q, next: null, loading: false, gen: state.searchGen }
+  el.hits.replaceChildren()
+  el.hitsEmpty.hidden = true
+  el.moreHits.hidden = true
+  el.searchResults.hidden = false
+  el.sessions.hidden = true
+  el.sessionsEmpty.hidden = true
+  el.moreSessions.hidden = true
+  await loadHits()
+}
+
+/** The next page of search results. */
+async function loadHits() {
+  const api = state.api
+  const search = state.search
+  if (!api || !search || search.loading) return
+  search.loading = true
+  el.moreHits.disabled = true
+  try {
+    const page = await api.searchMessages(state.flowId, search.q, { limit: HITS_PAGE, cursor: search.next })
+    if (search.gen !== state.searchGen) return
+    for (const message of /** @type {Message[]} */ (page.items)) el.hits.append(hitItem(message))
+    search.next = page.next
+    el.hitsEmpty.hidden = el.hits.children.length > 0
+    el.moreHits.hidden = !page.next
+    announce(`${el.hits.children.length}${page.next ? '+' : ''} messages found`)
+  } catch (error) {
+    if (search.gen === state.searchGen) report(error)
+  } finally {
+    search.loading = false
+    el.moreHits.disabled = false
+  }
+}
+
+/** @param {Message} message */
+function hitItem(message) {
+  const li = document.createElement('li')
+  const button = document.createElement('button')
+  button.type = 'button'
+  button.className = 'hit'
+  button.dataset.id = message.id
+  button.dataset.sessionId = message.session_id
+  const sid = document.createElement('span')
+  sid.className = 'sid'
+  sid.textContent = `${message.session_id} · ${message.sender_name || message.sender} · ${when(message.timestamp)}`
+  const text = document.createElement('span')
+  text.className = 'text'
+  text.textContent = message.text
+  button.append(sid, text)
+  button.addEventListener('click', () => void openSessionAt(message.session_id, message.id))
+  li.append(button)
+  return li
+}
+
+/** Opens a session and brings one of its messages into view, loading older pages until it is shown. */
+async function openSessionAt(/** @type {string} */ sessionId, /** @type {string} */ messageId) {
+  await openSession(sessionId)
+  const gen = state.openGen
+  for (let pages = 0; !findMessage(messageId) && state.olderCursor && pages < MAX_PAGES_TO_HIT; pages++) {
+    await loadOlder()
+    if (gen !== state.openGen) return
+  }
+  const item = findMessage(messageId)
+  if (!item) {
+    showNotice('That message is no longer in the session (it was deleted or the session renamed).', 'info')
+    return
+  }
+  for (const found of el.messages.querySelectorAll('.found')) found.classList.remove('found')
+  item.classList.add('found')
+  item.scrollIntoView({ block: 'center' })
+  focusIn(item, '.edit-button')
+}
+
+/** "k=v, k2=v2" → { k: 'v', k2: 'v2' }; throws a message for a person. @param {string} text */
+function parseFilter(text) {
+  /** @type {Record<string, string>} */
+  const filter = {}
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue
+    const eq = part.indexOf('=')
+    const key = (eq === -1 ? part : part.slice(0, eq)).trim()
+    if (eq === -1 || !METADATA_KEY.test(key)) {
+      throw new Error(`“${part.trim()}” is not key=value with a key of letters, digits, _ . - (1–64 characters).`)
+    }
+    filter[key] = part.slice(eq + 1).trim()
+  }
+  return filter
+}
+
+/** @param {string} text */
+function applyFilter(text) {
+  let filter
+  try {
+    filter = parseFilter(text)
+  } catch (error) {
+    showNotice(/** @type {Error} */ (error).message)
+    return
+  }
+  clearNotice()
+  state.filter = filter
+  el.filterClear.hidden = Object.keys(filter).length === 0
+  state.flowGen++
+  state.sessions = []
+  state.sessionsNext = null
+  state.sessionsLoading = false
+  renderSessions()
+  void loadSessions()
+}
+
+/** @param {string} key @param {string} value */
+function metadataRow(key, value) {
+  const li = document.createElement('li')
+  li.className = 'row'
+  const n = el.metadataRows.children.length + 1
+  const keyInput = document.createElement('input')
+  keyInput.className = 'metadata-key'
+  keyInput.value = key
+  keyInput.maxLength = 64
+  keyInput.setAttribute('aria-label', `Key ${n}`)
+  const valueInput = document.createElement('input')
+  valueInput.className = 'metadata-value'
+  valueInput.value = value
+  valueInput.maxLength = 512
+  valueInput.setAttribute('aria-label', `Value ${n}`)
+  const remove = document.createElement('button')
+  remove.type = 'button'
+  remove.textContent = 'Remove'
+  remove.setAttribute('aria-label', `Remove key ${n}`)
+  remove.addEventListener('click', () => li.remove())
+  li.append(keyInput, valueInput, remove)
+  return li
+}
+
+function openMetadata() {
+  const row = state.sessions.find((s) => s.session_id === state.open)
+  if (!state.open || !row) return
+  el.metadataRows.replaceChildren(...Object.entries(row.metadata ?? {}).map(([key, value]) => metadataRow(key, value)))
+  el.metadataError.hidden = true
+  el.metadataDialog.showModal()
+  if (el.metadataRows.children.length === 0) el.metadataRows.append(metadataRow('', ''))
+  focusIn(el.metadataRows, 'input')
+}
+
+/** @param {string} text */
+function showMetadataError(text) {
+  el.metadataError.textContent = text
+  el.metadataError.hidden = false
+}
+
+async function saveMetadata() {
+  const api = state.api
+  const sessionId = state.open
+  const row = state.sessions.find((s) => s.session_id === sessionId)
+  if (!api || !sessionId || !row) return
+  /** @type {Record<string, string>} */
+  const wanted = {}
+  for (const li of el.metadataRows.children) {
+    const key = /** @type {HTMLInputElement} */ (li.querySelector('.metadata-key')).value.trim()
+    const value = /** @type {HTMLInputElement} */ (li.querySelector('.metadata-value')).value
+    if (key === '' && value === '') continue
+    if (!METADATA_KEY.test(key)) {
+      showMetadataError(`“${key}” is not a valid key: 1–64 letters, digits, _ . -`)
+      return
+    }
+    if (key in wanted) {
+      showMetadataError(`The key “${key}” appears twice.`)
+      return
+    }
+    wanted[key] = value
+  }
+  if (Object.keys(wanted).length > METADATA_MAX_KEYS) {
+    showMetadataError(`A session has at most ${METADATA_MAX_KEYS} keys.`)
+    return
+  }
+  /** @type {Record<string, string | null>} */
+  const patch = { ...wanted }
+  for (const key of Object.keys(row.metadata ?? {})) if (!(key in wanted)) patch[key] = null
+  try {
+    const summary = await api.updateSessionMetadata(state.flowId, sessionId, patch)
+    row.metadata = summary.metadata ?? wanted
+  } catch (error) {
+    if (error instanceof ApiError && error.kind === 'http') showMetadataError(error.message)
+    else {
+      el.metadataDialog.close()
+      report(error)
+    }
+    return
+  }
+  el.metadataDialog.close()
+  renderSessions()
+  announce('Metadata saved')
+}
+
+/** A file name for a session's export: the ID with characters file systems refuse replaced. @param {string} id */
+const exportName = (id) =>
+  `${Array.from(id, (c) => (c < ' ' || '\\/:*?"<>|'.includes(c) ? '_' : c))
+    .join('')
+    .slice(0, 200)}.ndjson`
+
+async function exportOpenSession() {
+  const api = state.api
+  const sessionId = state.open
+  if (!api || !sessionId) return
+  el.exportButton.disabled = true
+  try {
+    const blob = await api.exportSession(state.flowId, sessionId)
+    const href = URL.createObjectURL(blob)
+    const link = document.createElement('a')
+    link.href = href
+    link.download = exportName(sessionId)
+    document.body.append(link)
+    link.click()
+    link.remove()
+    setTimeout(() => URL.revokeObjectURL(href), 60_000)
+    announce(`Session ${sessionId} exported`)
+  } catch (error) {
+    report(error)
+  } finally {
+    setConversationControls()
+  }
+}
+
+const UNITS = /** @type {const} */ ([
+  [86400, 'day'],
+  [3600, 'hour'],
+  [60, 'minute'],
+  [1, 'second'],
+])
+
+/** @param {number} seconds */
+function duration(seconds) {
+  const [unit, name] = UNITS.find(([size]) => seconds % size === 0) ?? [1, 'second']
+  const n = seconds / unit
+  return `${n} ${name}${n === 1 ? '' : 's'}`
+}
+
+function renderRetention() {
+  const r = state.retention
+  if (!state.flowId || !r) {
+    el.retentionText.textContent = ''
+    return
+  }
+  el.retentionText.textContent =
+    r.max_idle_seconds === null
+      ? 'Retention: sessions are kept until deleted'
+      : `Retention: sessions idle for ${duration(r.max_idle_seconds)} are deleted (${r.source === 'flow' ? 'this flow' : 'tenant default'})`
+}
+
+async function loadRetention() {
+  const api = state.api
+  const flowId = state.flowId
+  state.retention = null
+  renderRetention()
+  if (!api || !flowId) return
+  try {
+    const retention = await api.getRetention(flowId)
+    if (flowId !== state.flowId) return
+    state.retention = retention
+    renderRetention()
+  } catch (error) {
+    if (flowId === state.flowId) report(error)
+  }
+}
+
+function openRetention() {
+  if (!state.flowId) return
+  const seconds = state.retention?.max_idle_seconds ?? null
+  const [unit] = UNITS.find(([size]) => size >= 60 && seconds !== null && seconds % size === 0) ?? [86400]
+  el.retentionUnit.value = String(unit)
+  el.retentionValue.value = seconds === null ? '' : String(seconds / unit)
+  el.retentionCurrent.textContent = el.retentionText.textContent
+  el.retentionError.hidden = true
+  el.retentionDialog.showModal()
+  el.retentionValue.focus()
+}
+
+/** @param {number | null} seconds */
+async function saveRetention(seconds) {
+  const api = state.api
+  if (!api || !state.flowId) return
+  if (seconds !== null && (!Number.isInteger(seconds) || seconds < 1)) {
+    el.retentionError.textContent = 'Enter a whole number of at least 1.'
+    el.retentionError.hidden = false
+    return
+  }
+  try {
+    await api.setFlowRetention(state.flowId, seconds)
+  } catch (error) {
+    if (error instanceof ApiError && error.kind === 'http') {
+      el.retentionError.textContent = error.message
+      el.retentionError.hidden = false
+    } else {
+      el.retentionDialog.close()
+      report(error)
+    }
+    return
+  }
+  el.retentionDialog.close()
+  await loadRetention()
+  announce('Retention saved')
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Wiring
 
 el.keyForm.addEventListener('submit', (event) => {
@@ -764,6 +1161,41 @@ el.deleteCancel.addEventListener('click', () => el.deleteDialog.close())
 el.deleteForm.addEventListener('submit', (event) => {
   event.preventDefault()
   void confirmDelete()
+})
+el.searchForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void startSearch(el.searchInput.value)
+})
+el.searchClose.addEventListener('click', () => {
+  el.searchInput.value = ''
+  closeSearch()
+})
+el.moreHits.addEventListener('click', () => void loadHits())
+el.filterForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  applyFilter(el.filterInput.value)
+})
+el.filterClear.addEventListener('click', () => {
+  el.filterInput.value = ''
+  applyFilter('')
+})
+el.metadataButton.addEventListener('click', openMetadata)
+el.metadataAdd.addEventListener('click', () => {
+  el.metadataRows.append(metadataRow('', ''))
+  focusIn(/** @type {HTMLElement} */ (el.metadataRows.lastElementChild), 'input')
+})
+el.metadataCancel.addEventListener('click', () => el.metadataDialog.close())
+el.metadataForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void saveMetadata()
+})
+el.exportButton.addEventListener('click', () => void exportOpenSession())
+el.retentionEdit.addEventListener('click', openRetention)
+el.retentionCancel.addEventListener('click', () => el.retentionDialog.close())
+el.retentionDefault.addEventListener('click', () => void saveRetention(null))
+el.retentionForm.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void saveRetention(Number(el.retentionValue.value) * Number(el.retentionUnit.value))
 })
 
 closeSession()
