@@ -169,10 +169,10 @@ t.test("retention: shown for the flow, set for it, then back to the tenant's def
   await page.click('#retention-save')
   await page.locator('#retention-text', { hasText: '30 days' }).waitFor()
   t.match(await text.textContent(), /idle for 30 days are deleted \(this flow\)/)
-  const stored = await api<{ flow?: { max_idle_seconds: number | null } }>(
+  const stored = await api<{ effective?: { max_idle_seconds: number | null; source: string } }>(
     `/api/v1/monitor/retention?flow_id=${flowId}`,
   )
-  t.equal(stored.body.flow?.max_idle_seconds, 30 * 86400, 'stored in seconds for this flow')
+  t.same(stored.body.effective, { flow_id: flowId, max_idle_seconds: 30 * 86400, source: 'flow' }, 'stored in seconds')
 
   await page.click('#retention-edit')
   await page.fill('#retention-value', '0')

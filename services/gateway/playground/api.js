@@ -312,14 +312,15 @@ export function createApi(key, options = {}) {
 }
 
 /**
- * The limit that applies to a flow's sessions, from GET /api/v1/monitor/retention?flow_id=….
+ * The limit that applies to a flow's sessions, from GET /api/v1/monitor/retention?flow_id=… (its `effective`).
  * @param {any} body
- * @returns {import('./api.js').Retention}
+ * @returns {Retention}
  */
 export function effectiveRetention(body) {
-  const flow = body?.flow?.max_idle_seconds ?? null
-  const tenant = body?.tenant?.max_idle_seconds ?? null
-  if (flow !== null) return { max_idle_seconds: flow, source: 'flow' }
-  if (tenant !== null) return { max_idle_seconds: tenant, source: 'tenant' }
-  return { max_idle_seconds: null, source: 'none' }
+  const effective = body?.effective
+  const source = effective?.source
+  return {
+    max_idle_seconds: typeof effective?.max_idle_seconds === 'number' ? effective.max_idle_seconds : null,
+    source: source === 'flow' || source === 'tenant' ? source : 'none',
+  }
 }
