@@ -22,7 +22,8 @@ const api = apiClient(stack.gatewayUrl)
 
 const flows = await api<{ id: string; endpoint_name: string }[]>('/api/v1/flows/')
 const flowId = flows.body.find((flow) => flow.endpoint_name === 'memory-echo')?.id as string
-t.ok(flowId, 'the Memory Echo flow is there')
+// (no assertion before the last top-level await: tap ends the root test once it has one and nothing is queued)
+if (!flowId) throw new Error(`no Memory Echo flow: ${JSON.stringify(flows.body)}`)
 
 const run = async (session_id: string, input_value: string) => {
   const res = await api(`/api/v1/run/${flowId}`, { method: 'POST', body: JSON.stringify({ input_value, session_id }) })
