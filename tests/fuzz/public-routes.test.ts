@@ -391,6 +391,25 @@ const routes: Record<string, RouteFuzz> = {
   'GET /api/v1/monitor/sessions': { body: null },
   'PATCH /api/v1/monitor/messages/session/{old_session_id}': { body: null, params: { old_session_id: sessionId } },
   'DELETE /api/v1/monitor/messages/session/{session_id}': { body: null, params: { session_id: sessionId } },
+  'PATCH /api/v1/monitor/sessions/{session_id}': {
+    params: { session_id: sessionId },
+    body: fc
+      .oneof(
+        fc.record({
+          metadata: fc.dictionary(
+            fc.oneof(fc.constantFrom('user_id', 'a.b-c_9', 'k'.repeat(64), 'k'.repeat(65)), text),
+            fc.oneof(fc.constant(null), text, anyText, anyValue),
+            { maxKeys: 20 },
+          ),
+        }),
+        fc.record({ metadata: anyValue }),
+        anyValue,
+      )
+      .map((json): Body => ({ json })),
+  },
+  'GET /api/v1/monitor/sessions/{session_id}/export': { body: null, params: { session_id: sessionId } },
+  'GET /api/v1/monitor/sessions/export': { body: null },
+  'DELETE /api/v1/monitor/sessions': { body: null },
 }
 
 /** A path segment: a known value or anything, percent-encoded or not, long, or a path trick. */

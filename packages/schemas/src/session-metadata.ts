@@ -69,6 +69,10 @@ export const EraseSessionsResponse = Type.Object({
 })
 export type EraseSessionsResponse = Static<typeof EraseSessionsResponse>
 
+/** A string Postgres can store in jsonb: no NUL, no lone surrogate (a pair is one code point with `u`). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what it refuses
+const STORABLE = /^[^\u0000\ud800-\udfff]*$/u
+
 export type MetadataFilterResult = { filters: Record<string, string> } | { error: string }
 
 /**
@@ -85,6 +89,9 @@ export function metadataFilters(query: Record<string, unknown>): MetadataFilterR
       return { error: `Invalid metadata filter "${name}": keys are 1–64 characters [A-Za-z0-9_.-]` }
     }
     if (typeof value !== 'string') return { error: `Metadata filter "${name}" given more than once` }
+    if (!STORABLE.test(value)) {
+      return { error: `Metadata filter "${name}" holds NUL or a lone UTF-16 surrogate, which cannot be stored` }
+    }
     if (value.length > METADATA_VALUE_MAX_LENGTH) {
       return { error: `Metadata filter "${name}" is longer than ${METADATA_VALUE_MAX_LENGTH} characters` }
     }

@@ -93,6 +93,8 @@ t.test('PATCH: bad metadata is a 422 and changes nothing', async (t) => {
     ['a number value', { metadata: { k0: 1 } }],
     ['an object value', { metadata: { k0: { a: 'b' } } }],
     ['metadata not an object', { metadata: ['a'] }],
+    ['a NUL in a value', { metadata: { k0: 'a\u0000b' } }],
+    ['a lone surrogate in a value', { metadata: { k0: 'a\ud800b' } }],
     ['no metadata', {}],
     ['an unknown field', { metadata: {}, other: 1 }],
   ]
@@ -157,6 +159,7 @@ t.test('the list refuses malformed metadata filters with a 400', async (t) => {
     '&metadata=x',
     '&metadata.user_id=a&metadata.user_id=b',
     `&metadata.k=${'x'.repeat(513)}`,
+    '&metadata.k=a%00b',
     `&${Array.from({ length: 17 }, (_, i) => `metadata.k${i}=v`).join('&')}`,
   ]) {
     const { status, body } = await list(A, query)
