@@ -5,8 +5,8 @@ import type {
   MessageInput,
   MessagesQuery,
   MessageUpdate,
-  SessionMetadataPatch,
   SearchQuery,
+  SessionMetadataPatch,
   SessionsQuery,
 } from '@session-runtime/schemas'
 import type { HistoryBackend } from '../../cache/history-backend.js'
