@@ -22,9 +22,9 @@ import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
 import { sendPage, sendSerialized } from '../serialized.js'
-import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
-import search from './search.js'
 import retention from './retention.js'
+import search from './search.js'
+import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
 
 const errors = {
   400: ErrorEnvelope,
