@@ -410,6 +410,20 @@ const routes: Record<string, RouteFuzz> = {
   'GET /api/v1/monitor/sessions/{session_id}/export': { body: null, params: { session_id: sessionId } },
   'GET /api/v1/monitor/sessions/export': { body: null },
   'DELETE /api/v1/monitor/sessions': { body: null },
+  'GET /api/v1/monitor/retention': { body: null },
+  'PUT /api/v1/monitor/retention': {
+    body: someFields({
+      max_idle_seconds: fc.oneof(
+        fc.constant(null),
+        fc.integer({ min: -2, max: 2 }),
+        fc.constantFrom(2_147_483_647, 2_147_483_648, 1.5, 1e308, -0, '60', '1'),
+        fc.integer(),
+        // Long limits only: a short one would let the fuzzed sweeps delete the sessions other routes use.
+        fc.integer({ min: 86_400, max: 2_147_483_647 }),
+      ),
+    }),
+  },
+  'POST /api/v1/monitor/retention/sweep': { body: null },
 }
 
 /** A path segment: a known value or anything, percent-encoded or not, long, or a path trick. */

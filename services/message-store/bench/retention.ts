@@ -6,7 +6,9 @@
  * and BENCH_ACTIVE (2,000) active sessions with 10 messages each, and a tenant default of 1 day. The store runs
  * in a child process (bench/server.ts, timer off), the load (autocannon: history reads and single-message writes
  * on the active sessions) in this one. Measures the load alone for BENCH_DURATION s (15), then the same load while
- * POST /api/v1/monitor/retention/sweep runs, until the sweep answers. Prints the figures; writes no docs.
+ * POST /api/v1/monitor/retention/sweep runs, until the sweep answers, then the load alone again; then seeds the
+ * expired sessions again and times a sweep with no load. Each run says how many cores other processes on the
+ * machine used meanwhile (noise). Prints the figures; writes no docs.
  *
  * Settings (environment): BENCH_EXPIRED, BENCH_ACTIVE, BENCH_DURATION, BENCH_WARMUP (3), BENCH_READERS (16
  * connections), BENCH_WRITERS (4 connections), BENCH_POOL_MAX (16), RETENTION_SWEEP_BATCH_SIZE (500),
@@ -92,12 +94,16 @@ async function seedMessages(prefix: string, sessions: number, count: string, age
 }
 await seedMessages('expired', EXPIRED, '2 + s % 4', '3 days')
 await seedMessages('active', ACTIVE, '10', '1 hour')
-await db.query(
-  `INSERT INTO sessions (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
-   SELECT tenant_id, flow_id, session_id, count(*), min(ts), max(ts),
-     (array_agg(text ORDER BY ts DESC, seq DESC))[1], nextval('session_version_seq')
-   FROM messages GROUP BY tenant_id, flow_id, session_id ORDER BY min(seq)`,
-)
+/** The `sessions` rows of the seeded messages that have none yet. */
+const summarize = () =>
+  db.query(
+    `INSERT INTO sessions (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
+     SELECT tenant_id, flow_id, session_id, count(*), min(ts), max(ts),
+       (array_agg(text ORDER BY ts DESC, seq DESC))[1], nextval('session_version_seq')
+     FROM messages GROUP BY tenant_id, flow_id, session_id ORDER BY min(seq)
+     ON CONFLICT (tenant_id, flow_id, session_id) DO NOTHING`,
+  )
+await summarize()
 await db.query('INSERT INTO retention (tenant_id, flow_id, max_idle_seconds) VALUES ($1, NULL, 86400)', [TENANT])
 await db.query('ANALYZE messages')
 await db.query('ANALYZE sessions')
@@ -274,6 +280,21 @@ await waitQuiet()
 log(`load alone again (after the sweep), ${DURATION} s ...`)
 const afterwards = await both(DURATION)
 
+// The same sweep with no load, on the same number of freshly seeded expired sessions.
+log('seeding the expired sessions again, for a sweep without load ...')
+await seedMessages('again', EXPIRED, '2 + s % 4', '3 days')
+await summarize()
+await db.query('ANALYZE messages')
+await db.query('ANALYZE sessions')
+await waitQuiet()
+t0 = performance.now()
+const cpuBefore = await cpuSnapshot()
+const quiet = JSON.parse(
+  await (await fetch(`${url}/api/v1/monitor/retention/sweep`, { method: 'POST', headers })).text(),
+) as { deleted_sessions: number; deleted_messages: number }
+const quietSeconds = (performance.now() - t0) / 1000
+const quietOther = otherCores(cpuBefore, await cpuSnapshot())
+
 const after = await counts()
 const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${fmt(os.totalmem() / 2 ** 30)} GiB`
 const redis = hasRedis ? `Redis ${await redisVersion(REDIS_URL)}` : 'in-process cache (no Redis)'
@@ -290,6 +311,9 @@ log(
 )
 log(
   `Sweep: ${swept?.deleted_sessions} sessions and ${swept?.deleted_messages} messages deleted in ${fmt(sweepSeconds, 1)} s (${fmt((swept?.deleted_sessions ?? 0) / sweepSeconds)} sessions/s) while the load ran; ${after.expired} expired sessions left, ${after.sessions} sessions kept.`,
+)
+log(
+  `Sweep without load: ${quiet.deleted_sessions} sessions and ${quiet.deleted_messages} messages in ${fmt(quietSeconds, 1)} s (${fmt(quiet.deleted_sessions / quietSeconds)} sessions/s; other processes ${fmt(quietOther, 2)} cores).`,
 )
 log(`Load: ${READERS} connections reading histories (limit 50), ${WRITERS} writing single messages, active sessions.`)
 log('')
