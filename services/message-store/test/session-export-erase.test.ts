@@ -10,7 +10,9 @@ t.comment(`storage: ${storageKind}, cache: ${cacheKind}`)
 // a 100,000-message session is seeded and exported: past tap's default 30 s on a busy machine
 t.setTimeout(600_000)
 
-const app = await buildTestApp(t)
+// The seeds below insert up to 100,000 long messages in one statement; with the search indexes (migration 005)
+// that takes longer than the service's 10 s statement timeout on a busy machine.
+const app = await buildTestApp(t, { env: { DATABASE_STATEMENT_TIMEOUT_MS: '300000' } })
 await app.listen({ host: '127.0.0.1', port: 0 })
 const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 let A = ''
