@@ -10,8 +10,11 @@ import { createPgDatabase, createPgliteDatabase, type Database, quoteIdent } fro
 import { migrateMessageStore } from '../../services/message-store/src/plugins/app/database.js'
 import { migrateRunService, SCHEMA_TABLE } from '../../services/run-service/src/plugins/app/database.js'
 
-/** Postgrator's bookkeeping, one per service: not tenant data (stays a plain table on the coordinator). */
-const VERSION_TABLES = ['schemaversion', SCHEMA_TABLE]
+/**
+ * Not tenant data, plain tables on the coordinator: Postgrator's bookkeeping (one per service), and the
+ * retention sweeper's lease (one row for the whole database: at most one sweep at a time, migration 006).
+ */
+const VERSION_TABLES = ['schemaversion', SCHEMA_TABLE, 'retention_sweep_lease']
 const TENANT = 'tenant_id'
 
 /** What in `schema` is not keyed tenant first, one line each (none: all is). */
