@@ -20,7 +20,7 @@ DO $$
 BEGIN
   EXECUTE format(
     'CREATE INDEX messages_text_trgm ON messages USING gin (text %I.gin_trgm_ops)',
-    (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm')
+    (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm')
   );
 END
 $$;
