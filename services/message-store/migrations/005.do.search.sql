@@ -20,7 +20,7 @@ DO $$
 BEGIN
   EXECUTE format(
     'CREATE INDEX messages_text_trgm ON messages USING gin (text %I.gin_trgm_ops)',
-    (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm')
+    (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm')
   );
 END
 $$;
@@ -47,3 +47,8 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
 $$;
 
 CREATE INDEX messages_text_grams ON messages USING gin (message_grams(text));
+-- Statistics of many grams (the most common 10,000 rather than 1,000), so that Postgres knows a gram that is in
+-- none or few of the messages for rare: else it guesses it common, walks the tenant's messages newest first
+-- looking for 50 hits and, for a word in none of them, reads them all (1 s at a million). The price: ANALYZE
+-- computes message_grams for a sample of 300,000 rows (about 10 s of CPU) instead of 30,000.
+ALTER INDEX messages_text_grams ALTER COLUMN 1 SET STATISTICS 1000;

@@ -7,9 +7,9 @@ import { listMessages, type MessageCondition, type Page } from './monitor-pages.
  * GET /api/v1/monitor/messages/search: the tenant's messages whose text holds every word (and phrase) of the
  * query, newest first, paged like the message list (its cursors; migration 005 has the indexes).
  *
- * Every word is matched by `text ILIKE '%word%'`. A word with a run of 3 letters or digits is found through
- * the trigram index by that condition itself; any other word (1–2 characters, or symbols only) names the
- * grams the text must have (`message_grams`, its index), or the gram '' of a text too long to have them all.
+ * Every word is matched as by `text ILIKE '%word%'`. A word with a run of 3 letters or digits is found through
+ * the trigram index by that condition itself; any other word (1–2 characters, or symbols only) through the
+ * grams index (gramCondition).
  * A phrase adds a regular expression over its words in order.
  */
 export async function searchMessages(db: Database, tenant: string, q: SearchQuery): Promise<Page> {
