@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises'
 import { KEY_A } from '@session-runtime/stack'
 import t from 'tap'
-import { apiClient, openPlayground, STEP_MS, startBrowserStack } from '../helpers/browser.js'
+import { apiClient, openPlayground, startBrowserStack } from '../helpers/browser.js'
 
 interface Msg {
   id: string
