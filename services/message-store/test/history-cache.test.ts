@@ -478,9 +478,26 @@ t.test('randomized: concurrent writers and readers never see a state older than 
   const reads: { session: string; start: number; end: number; limit: number; result: Msg[] }[] = []
   const version = (text: string) => Number(text.split('#')[1])
 
+  // Each read waits for a write acknowledged since the reader's previous one (or for the writers to finish), so
+  // reads and writes interleave on every backend: on embedded PGlite (one statement at a time) the readers would
+  // otherwise run ahead of the writers and never meet a change.
+  let acked = 0
+  let writersDone = false
+  let wake = () => {}
+  let nextAck = new Promise<void>((resolve) => {
+    wake = resolve
+  })
+  const acknowledged = () => {
+    acked++
+    const woken = wake
+    nextAck = new Promise<void>((resolve) => {
+      wake = resolve
+    })
+    woken()
+  }
   const writer = async () => {
     const mine: Model[] = []
-    for (let i = 0; i < OPS; i++) {
+    for (let i = 0; i < OPS; i++, acknowledged()) {
       const live = mine.filter((m) => m.deleted === undefined)
       const r = rand()
       if (r < 0.6 || live.length === 0) {
@@ -523,7 +540,10 @@ t.test('randomized: concurrent writers and readers never see a state older than 
   }
   const slowFills = new HistoryService(app.db, jittered, SERVICE_OPTS)
   const reader = async (r: number) => {
+    let seen = 0
     for (let i = 0; i < READS; i++) {
+      if (acked === seen && !writersDone) await nextAck
+      seen = acked
       const session = pick(sessions)
       const limit = rand() < 0.5 ? 200 : 5
       const start = ++tick
@@ -535,9 +555,22 @@ t.test('randomized: concurrent writers and readers never see a state older than 
       reads.push({ session, start, end: ++tick, limit, result })
     }
   }
+  // Every session has a message before the run: else, where the readers outpace the writers (embedded PGlite
+  // runs one statement at a time), nearly every read finds no session and neither cache path is exercised.
+  for (const session of sessions) {
+    const id = randomUUID()
+    const [msg] = await store(app, TENANT, [messageInput({ id, flow_id, session_id: session, text: `${id}#0` })])
+    model.set(id, { id, session, timestamp: msg?.timestamp as string, inserted: ++tick, edits: [], text: `${id}#0` })
+  }
   const before = counters(app)
   await within(
-    Promise.all([...Array.from({ length: WRITERS }, writer), ...Array.from({ length: READERS }, (_, r) => reader(r))]),
+    Promise.all([
+      Promise.all(Array.from({ length: WRITERS }, writer)).then(() => {
+        writersDone = true
+        acknowledged()
+      }),
+      ...Array.from({ length: READERS }, (_, r) => reader(r)),
+    ]),
     40_000,
     'the stress run',
   )
