@@ -6,7 +6,7 @@ import type { MessageInput } from '@session-runtime/schemas'
 import { testStorageEnv, waitFor } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../src/config.js'
-import { buildTestApp, dropSchema, INTERNAL_TOKEN, uniqueName } from './helpers/app.js'
+import { backends, buildTestApp, dropSchema, INTERNAL_TOKEN, uniqueName } from './helpers/app.js'
 
 /** One real message-store instance on `schema` (shared by the instances), counting the writes it receives. */
 async function startInstance(t: Test, schema: string) {
@@ -39,6 +39,11 @@ const message = (text: string): MessageInput => ({
 })
 
 t.test('the run-service writes to two message-store instances; one closed, writes go on, none twice', async (t) => {
+  if (!backends.postgresUrl) {
+    // two message-store instances must share one database: PGlite is embedded in one process
+    t.comment('left out: several message-store instances need one real Postgres')
+    return
+  }
   const schema = uniqueName('ms_two')
   t.teardown(() => dropSchema(schema))
   // one after the other: the first creates the tables
