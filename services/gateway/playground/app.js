@@ -290,7 +290,11 @@ async function loadSessions() {
   } catch (error) {
     if (gen === state.flowGen) report(error)
   } finally {
-    if (gen === state.flowGen) state.sessionsLoading = false
+    if (gen === state.flowGen) {
+      state.sessionsLoading = false
+      // the list is empty only now that the load is over: "no sessions" shows (or hides) from here
+      renderSessions()
+    }
   }
   if (gen === state.flowGen) maybeLoadMoreSessions()
 }
@@ -925,7 +929,10 @@ function applyFilter(text) {
   state.sessions = []
   state.sessionsNext = null
   state.sessionsLoading = false
-  renderSessions()
+  // cleared until the filtered list arrives (not "no session has that metadata" before it is known)
+  el.sessions.replaceChildren()
+  el.sessionsEmpty.hidden = true
+  el.moreSessions.hidden = true
   void loadSessions()
 }
 
