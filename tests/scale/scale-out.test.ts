@@ -92,8 +92,14 @@ if (!postgresUrl || !hasRedisCluster()) {
   // scripts/test.mjs leaves this file out on such a machine (never in CI); run alone, it says why it cannot.
   t.fail('the scale-out test needs a real Postgres (TEST_DATABASE_URL) and redis-server + redis-cli')
 } else {
+  // Once everything ran, exit at once: in CI this process once spun for minutes after its last line in Node's
+  // own exit clean-up (gdb: node::Environment::CleanupHandles, a handle whose close never completed) until tap
+  // timed it out. process.exit in an 'exit' listener ends the process without that clean-up (the test's
+  // processes and servers are stopped by then). Added at the end, so it runs after packages/stack's own 'exit'
+  // listener, which kills any process of the stack still running.
   // If this process does not exit once the test is done (tap would time it out), say what keeps it alive.
   t.teardown(() => {
+    process.once('exit', (code) => process.exit(code))
     setTimeout(
       () => console.error('still running 15 s after the test:', process.getActiveResourcesInfo()),
       15_000,
