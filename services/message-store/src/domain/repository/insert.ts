@@ -37,7 +37,7 @@ export interface InsertResult {
   inserted: number
 }
 
-const INSERT_SQL = `
+export const INSERT_SQL = `
 WITH input AS (
   SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
     tenant_id text, id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
@@ -55,7 +55,10 @@ ins AS (
     coalesce(content_blocks, '[]'), coalesce(context_id, '')
   FROM input i
   -- An id belongs to the tenant that stored it first: not stored again for another (that caller gets a 409).
-  WHERE NOT EXISTS (SELECT 1 FROM messages o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id)
+  -- A scalar subquery, not NOT EXISTS: Postgres turns NOT EXISTS into a hash anti join over a sequential scan
+  -- of messages while the table is small or not yet analyzed (every write then cost O(table): 2.4 ms of
+  -- backend CPU per 2-row write at 16,000 rows, against 0.87 ms); a subquery runs per input row, by index.
+  WHERE (SELECT o.tenant_id FROM messages o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id LIMIT 1) IS NULL
   ORDER BY ord
   ON CONFLICT (tenant_id, id) DO NOTHING
   RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
