@@ -1,10 +1,15 @@
 -- One run at a time per session (issue 15; docs/run-service.md, "One run at a time per session";
 -- src/domain/session-run-repository.ts owns the SQL).
+--
+-- UNLOGGED: every run inserts and deletes a holder row, each its own short transaction; without WAL those
+-- commits do not wait for a WAL flush (fsync), which would otherwise be most of the rule's cost. The state is
+-- short-lived: after a crash of Postgres (or on a promoted replica) the tables start empty, as if every hold and
+-- queue place had been released — runs in flight across a database crash may then overlap once.
 
 -- The run-service processes alive now: each one renews its row every RUN_SESSION_HEARTBEAT_MS (the lease:
 -- RUN_SESSION_LEASE_MS) and deletes it when it stops. A holder or waiter whose instance's lease ran out counts
 -- as gone. Not tenant data (like Postgrator's version table): under Citus, a reference table.
-CREATE TABLE run_service_instances (
+CREATE UNLOGGED TABLE run_service_instances (
   id         uuid PRIMARY KEY,
   expires_at timestamptz NOT NULL
 );
@@ -14,7 +19,7 @@ CREATE SEQUENCE session_run_tickets;
 
 -- The run holding each session: at most one per (tenant, flow, session), so two holders are impossible
 -- whatever the timing (the key decides, not a read).
-CREATE TABLE session_run_holders (
+CREATE UNLOGGED TABLE session_run_holders (
   tenant_id   text COLLATE "C" NOT NULL,
   flow_id     uuid NOT NULL,
   session_id  text COLLATE "C" NOT NULL,
@@ -25,7 +30,7 @@ CREATE TABLE session_run_holders (
 );
 
 -- The runs waiting for a session (multitask_strategy enqueue), lowest ticket first.
-CREATE TABLE session_run_waiters (
+CREATE UNLOGGED TABLE session_run_waiters (
   tenant_id   text COLLATE "C" NOT NULL,
   flow_id     uuid NOT NULL,
   session_id  text COLLATE "C" NOT NULL,
