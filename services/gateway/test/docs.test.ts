@@ -114,10 +114,10 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
   })
   t.match(run.responses['404']?.content?.['application/json']?.schema, { properties: { detail: {}, code: {} } })
   // one run at a time per session (issue 15): the strategy in the body, the 409 of `reject`
-  const strategy = JSON.stringify(
-    (run.requestBody?.content['application/json']?.schema as { properties: Record<string, unknown> }).properties
-      .multitask_strategy,
-  )
+  const runBody = run.requestBody?.content['application/json']?.schema as
+    | { properties?: Record<string, unknown> }
+    | undefined
+  const strategy = JSON.stringify(runBody?.properties?.multitask_strategy ?? null)
   t.match(strategy, /"enqueue"/, 'multitask_strategy: enqueue…')
   t.match(strategy, /"reject"/, '…or reject')
   t.match(run.responses['409']?.content?.['application/json']?.schema, { properties: { detail: {}, code: {} } })

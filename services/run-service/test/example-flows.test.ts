@@ -1,4 +1,3 @@
-import type { Message } from '@session-runtime/schemas'
 import t from 'tap'
 import { ExampleFlowSeeder, exampleFlowId, loadExampleFlows, seedExampleFlows } from '../src/domain/example-flows.js'
 import { createFlow } from '../src/domain/flow-repository.js'

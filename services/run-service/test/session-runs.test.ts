@@ -4,7 +4,6 @@
 // `multitask_strategy` is a 422; a session held by an instance whose lease ran out is taken over; and (real
 // Postgres only) two instances sharing one database keep the rule between them.
 import { randomUUID } from 'node:crypto'
-import type { Message } from '@session-runtime/schemas'
 import { waitFor } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
 import {
