@@ -285,11 +285,15 @@ t.test('two instances sharing one database keep the rule between them', async (t
     t.comment('left out: two run-service instances need one real Postgres (PGlite is embedded in one process)')
     return
   }
+  const instances = async () =>
+    Number((await app.db.query<{ n: string }>('SELECT count(*) AS n FROM run_service_instances')).rows[0]?.n)
+  const before = await instances()
   const second = await buildTestApp(t, {
     messageStoreUrl: store.url,
     env: { ...NO_MODEL, ...FAST_LEASES },
     schema: app.schema,
   })
+  t.equal(await instances(), before + 1, 'each instance has its lease row')
   await t.test('50 concurrent runs on one session, spread over both', async (t) => {
     await concurrentRunsTakeTurns(t, (i) => (i % 2 === 0 ? app : second), 50)
   })
@@ -314,5 +318,11 @@ t.test('two instances sharing one database keep the rule between them', async (t
     held.open()
     t.equal((await first).statusCode, 200)
     t.same(await waiting, ['on the first', 'queued on the second'], 'woken when the first released the session')
+  })
+  await t.test('an instance that stops ends its lease', async (t) => {
+    const third = await buildTestApp(t, { messageStoreUrl: store.url, env: NO_MODEL, schema: app.schema })
+    t.equal(await instances(), before + 2)
+    await third.close()
+    t.equal(await instances(), before + 1, 'its row is gone at once: nothing of it waits for the lease to run out')
   })
 })
