@@ -1,5 +1,6 @@
-// Fault: a run-service instance is killed (SIGKILL) while one of its runs holds a session (one run at a time per
-// session, issue 15). The session must not stay blocked: once the dead instance's lease runs out
+// One run at a time per session (issue 15) through the gateway, on the services as real processes: runs sent at
+// once on one session (spread by the gateway over the run-service instances) take turns, and `reject` is a 409.
+// Then the fault: a run-service instance is killed (SIGKILL) while one of its runs holds a session. The session must not stay blocked: once the dead instance's lease runs out
 // (RUN_SESSION_LEASE_MS, default 5 s) the next run on the session goes on. On the Postgres the test command found:
 // two run-service instances, the second's run waits in the shared queue and takes over; on PGlite (one process
 // only): the instance is restarted on its data, and a run after the restart takes over the dead one's hold.
@@ -69,6 +70,84 @@ const imported = await gatewayCall(
 if (imported.status !== 201) throw new Error(`import: ${imported.status} ${JSON.stringify(imported.body)}`)
 const flowId = imported.body.id as string
 const SESSION = 'held-by-the-dead'
+
+t.test('through the gateway: 20 runs at once on one session take turns; reject is a 409', async (t) => {
+  const RUNS = 20
+  const inputs = Array.from({ length: RUNS }, (_, i) => `at once ${i}`)
+  const answers = await Promise.all(
+    inputs.map((input) =>
+      gatewayCall('POST', '/api/v1/run/memory-echo', { input_value: input, session_id: 'together' }),
+    ),
+  )
+  t.same(
+    answers.map((a) => a.status),
+    inputs.map(() => 200),
+  )
+  const listed = answers
+    .map((a) => {
+      const outputs = a.body.outputs as { outputs: { outputs: { message: { message: string } } }[] }[]
+      const text = outputs[0]?.outputs[0]?.outputs.message.message ?? ''
+      return (text.split('so far:\n')[1] ?? '').split('\n').map((line) => line.replace(/^- /, ''))
+    })
+    .sort((a, b) => a.length - b.length)
+  t.same(
+    listed.map((list) => list.length),
+    inputs.map((_, i) => i + 1),
+    'the replies list 1, 2, …, 20 inputs: each run saw every earlier one',
+  )
+  const last = listed.at(-1) ?? []
+  t.same([...last].sort(), [...inputs].sort(), 'every input once')
+  t.ok(
+    listed.every((list) => list.every((input, i) => last[i] === input)),
+    'in one order',
+  )
+
+  // a run held by the model (the memory chatbot flow) keeps its session busy: reject is a 409 at the gateway
+  const held = await fetch(`${stack.gatewayUrl}/api/v1/run/${flowId}?stream=true`, {
+    method: 'POST',
+    headers: { 'x-api-key': KEY_A, 'content-type': 'application/json' },
+    body: JSON.stringify({ input_value: 'hold on', session_id: 'busy' }),
+    signal: AbortSignal.timeout(STEP_MS),
+  })
+  const reader = (held.body as ReadableStream<Uint8Array>).getReader()
+  let seen = ''
+  while (!seen.includes('"event":"token"')) {
+    const { done, value } = await reader.read()
+    if (done) throw new Error(`the held run ended early: ${seen}`)
+    seen += new TextDecoder().decode(value)
+  }
+  for (let i = 0; i < 4; i++) {
+    const refused = await gatewayCall('POST', `/api/v1/run/${flowId}`, {
+      input_value: 'me too',
+      session_id: 'busy',
+      multitask_strategy: 'reject',
+    })
+    t.equal(refused.status, 409, `refused (${i + 1}: whichever instance the gateway picked)`)
+    t.equal(refused.body.code, 'RUNSVC_SESSION_BUSY')
+  }
+  const bad = await gatewayCall('POST', `/api/v1/run/${flowId}`, { input_value: 'x', multitask_strategy: 'later' })
+  t.equal(bad.status, 422, 'an unknown multitask_strategy: 422')
+  t.match(bad.body.detail, /multitask_strategy/)
+  await reader.cancel().catch(() => {}) // the client goes away: the run is cancelled, the session freed
+  if (twoInstances) {
+    await waitFor(
+      () =>
+        withPg(postgresUrl as string, async (client) => {
+          const { rows } = await client.query(
+            `SELECT 1 FROM "${stack.schemas.runService}".session_run_holders WHERE session_id = 'busy'`,
+          )
+          return rows.length === 0
+        }),
+      'the session is released once its client went away',
+    )
+  }
+  const stored = await sessionMessages(stack.gatewayUrl, KEY_A, flowId, 'busy')
+  t.same(
+    stored.map((m) => [m.sender, m.text]),
+    [['User', 'hold on']],
+    'the refused runs stored nothing; the cancelled one its question only',
+  )
+})
 
 t.test('an instance killed while its run holds a session blocks it for a few seconds at most', async (t) => {
   // the victim's run holds the session: its question is stored, the model is half-way through the reply
