@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { waitFor } from '@session-runtime/stack'
 import t, { type Test } from 'tap'
+import { loadConfig } from '../src/config.js'
 import {
   backends,
   buildTestApp,
@@ -325,4 +326,32 @@ t.test('two instances sharing one database keep the rule between them', async (t
     await third.close()
     t.equal(await instances(), before + 1, 'its row is gone at once: nothing of it waits for the lease to run out')
   })
+})
+
+t.test('config: the lease settings, checked at start-up', async (t) => {
+  const base = { INTERNAL_TOKEN: 'x'.repeat(32), DATA_DIR: 'memory://' }
+  const config = loadConfig(base)
+  t.same(
+    [
+      config.ONE_RUN_PER_SESSION,
+      config.RUN_SESSION_LEASE_MS,
+      config.RUN_SESSION_HEARTBEAT_MS,
+      config.RUN_SESSION_POLL_MS,
+    ],
+    [true, 5000, 1000, 1000],
+    'the defaults',
+  )
+  t.equal(loadConfig({ ...base, ONE_RUN_PER_SESSION: 'false' }).ONE_RUN_PER_SESSION, false)
+  t.throws(
+    () => loadConfig({ ...base, RUN_SESSION_LEASE_MS: '3000', RUN_SESSION_HEARTBEAT_MS: '2000' }),
+    { message: 'RUN_SESSION_HEARTBEAT_MS (2000) must be at most half of RUN_SESSION_LEASE_MS (3000)' },
+    'a heartbeat slower than half the lease would let a live instance lose its holds',
+  )
+  for (const [name, value] of [
+    ['RUN_SESSION_LEASE_MS', '100'],
+    ['RUN_SESSION_POLL_MS', 'soon'],
+    ['ONE_RUN_PER_SESSION', 'maybe'],
+  ]) {
+    t.throws(() => loadConfig({ ...base, [name as string]: value }), new RegExp(name as string), `${name}=${value}`)
+  }
 })
