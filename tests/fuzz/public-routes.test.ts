@@ -341,6 +341,9 @@ const routes: Record<string, RouteFuzz> = {
           output_type: fc.option(fc.constantFrom('chat', 'text', 'any', 'debug')),
           output_component: fc.option(fc.oneof(text, fc.constantFrom('ChatOutput', 'ChatOutput-Dx2Eh', 'Chat Output'))),
           session_id: fc.option(sessionId.map(partValue)),
+          multitask_strategy: fc.option(
+            fc.oneof(fc.constantFrom('enqueue', 'reject', 'ENQUEUE', 'queue', ''), anyValue),
+          ),
           tweaks: fc.option(
             fc.dictionary(
               fc.oneof(text, fc.constantFrom('ChatInput', 'ChatOutput', 'Chat Output', 'Memory', 'Prompt')),

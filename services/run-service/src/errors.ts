@@ -3,6 +3,7 @@ import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtim
 import { commonErrors } from '@session-runtime/service-kit'
 import type { FastifyError } from 'fastify'
 import { EndpointNameConflictError, FlowNotFoundError } from './domain/flow-repository.js'
+import { SessionBusyError } from './domain/session-runs.js'
 import {
   ComponentFailedError,
   FlowInvalidError,
@@ -49,6 +50,7 @@ export const Errors = {
   ),
   ComponentFailed: createError('RUNSVC_COMPONENT_FAILED', '%s', 500),
   ModelProviderFailed: createError('RUNSVC_MODEL_PROVIDER_FAILED', '%s', 502),
+  SessionBusy: createError('RUNSVC_SESSION_BUSY', '%s', 409),
   RunCancelled: createError('RUNSVC_RUN_CANCELLED', 'The run was cancelled', 499),
   MessageStoreFailed: createError('RUNSVC_MESSAGE_STORE_FAILED', 'The message-store refused the request: %s', 502),
 }
@@ -69,6 +71,7 @@ export function toHttpError(err: unknown): FastifyError | undefined {
   if (err instanceof MessageStoreUnavailableError) return new Errors.MessageStoreUnavailable(err.message)
   if (err instanceof MessageStoreError) return new Errors.MessageStoreFailed(`${err.statusCode} ${err.code}`)
   if (err instanceof RunAbortedError) return new Errors.RunCancelled()
+  if (err instanceof SessionBusyError) return new Errors.SessionBusy(err.message)
   if (err instanceof ComponentFailedError) return componentFailure(err)
   return undefined
 }

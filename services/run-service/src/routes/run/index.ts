@@ -9,6 +9,7 @@ import {
   type ModelDefaults,
   type ModelPort,
   planRun,
+  RunAbortedError,
   type RunEvent,
   RunRequest,
   RunResponse,
@@ -37,6 +38,7 @@ const errors = {
   400: ErrorEnvelope,
   401: ErrorEnvelope,
   404: ErrorEnvelope,
+  409: ErrorEnvelope,
   413: ErrorEnvelope,
   415: ErrorEnvelope,
   422: ValidationEnvelope,
@@ -71,7 +73,9 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         description:
           "Langflow-compatible run. `?stream=true` answers `text/event-stream` in Langflow's wire format: one JSON " +
           'object `{"event", "data"}` per line followed by a blank line; `add_message`, `token`, then `end` ' +
-          '(`data.result` = the non-streamed body) or `error`.',
+          '(`data.result` = the non-streamed body) or `error`. Runs on one session take turns (`multitask_strategy`: ' +
+          '`enqueue`, the default, waits for the earlier ones; `reject` answers 409 `RUNSVC_SESSION_BUSY` while ' +
+          'another is in flight, storing nothing).',
         params: RunParams,
         querystring: RunQuery,
         body: RunRequest,
@@ -92,8 +96,13 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       )
       const plan = planRun(flow.graph, flow.id, request.body)
       const log = runLog(request, reply, flow.id, plan.requestSessionId)
-      // execute
+      // wait for the session's turn (a JSON 409 with `reject` if it is not free), then execute
       const signal = cancelledByClient(reply)
+      const release = await app.sessionTurns
+        .acquire({ tenant, flowId: flow.id, sessionId: plan.sessionId }, plan.multitaskStrategy, signal)
+        .catch((error: unknown) => {
+          throw signal.aborted ? new RunAbortedError({ cause: error }) : error
+        })
       const execute = (onEvent?: (event: RunEvent) => void) =>
         executeRun(plan, {
           messages: messageStorePort(
@@ -111,10 +120,14 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         })
 
       // answer: JSON…
+      // the session is released before the answer: a client's next run on it finds it free
       if (!request.query.stream) {
         try {
-          return log.completed(buildRunResponse(plan, await execute()))
+          const outcome = await execute()
+          await release()
+          return log.completed(buildRunResponse(plan, outcome))
         } catch (error) {
+          await release()
           const failed = runFailure(error)
           if (!failed) throw error
           const status = failed.statusCode ?? 500
@@ -129,13 +142,16 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       let status = 200
       try {
         const outcome = await execute((event) => stream.write(event))
+        await release()
         stream.write({ event: 'end', data: { result: log.completed(buildRunResponse(plan, outcome)) } })
       } catch (error) {
+        await release()
         const failed = runFailure(error)
         status = failed?.statusCode ?? 500
         if (status >= 500) log.failed(error, 'streamed run failed')
         stream.write({ event: 'error', data: { error: failed?.message ?? 'Internal server error' } })
       } finally {
+        await release()
         streamedRuns.ended(reply, status)
         stream.end()
       }
