@@ -85,18 +85,17 @@ export async function listMessages(
   return toPage(rows, q.limit, (last) => ({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }))
 }
 
+/** A message list newest first (by timestamp, keyset-paged with the list's cursors), with these filters. */
+export function newestFirst(
+  q: Pick<MessagesQuery, 'flow_id' | 'session_id' | 'sender' | 'limit' | 'cursor'>,
+): MessagesQuery {
+  const { flow_id, session_id, sender, limit, cursor } = q
+  return { flow_id, session_id, sender, order_by: 'timestamp', order: 'DESC', limit, offset: 0, cursor }
+}
+
 /** GET /api/v1/monitor/feedback: a flow's (or one session's) messages with feedback, newest first, keyset-paged. */
 export function listFeedback(db: Queryable, tenant: string, q: FeedbackQuery): Promise<Page> {
-  const list = {
-    flow_id: q.flow_id,
-    session_id: q.session_id,
-    order_by: 'timestamp',
-    order: 'DESC',
-    limit: q.limit,
-    offset: 0,
-    cursor: q.cursor,
-  } as const
-  return listMessages(db, tenant, list, [[FEEDBACK_GIVEN]])
+  return listMessages(db, tenant, newestFirst(q), [[FEEDBACK_GIVEN]])
 }
 
 /**
