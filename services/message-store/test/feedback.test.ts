@@ -237,6 +237,10 @@ t.test('GET /feedback: bad input', async (t) => {
     t.equal(res.statusCode, status, `${name}: ${res.body}`)
     t.ok(res.json().code, 'the error envelope')
   }
+  // the bounds themselves are fine
+  for (const limit of [1, 1000]) {
+    t.equal((await listFeedback(A, `flow_id=${flow}&limit=${limit}`)).res.statusCode, 200, `limit ${limit}`)
+  }
 })
 
 t.test('every mutation keeps the counts: writes, moves, deletes, renames, erase, forks', async (t) => {
