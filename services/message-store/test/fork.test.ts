@@ -306,3 +306,37 @@ t.test('422: invalid session ids (oversize, NUL, lone surrogate, empty), bodies 
   t.equal(res.json().session_id, long)
   t.same((await sessions(A, flow)).map((s) => s.session_id).sort(), ['main', long].sort(), 'only the valid fork')
 })
+
+t.test('racing: forks to one new id (one wins, the others 409); writes to the original during a fork', async (t) => {
+  const flow = randomUUID()
+  await store(
+    app,
+    A,
+    Array.from({ length: 10 }, (_, i) => messageInput({ flow_id: flow, session_id: 'main', text: `m${i}` })),
+  )
+  const writes = Array.from({ length: 20 }, (_, i) =>
+    store(app, A, [messageInput({ flow_id: flow, session_id: 'main', text: `w${i}` })]),
+  )
+  const forks = Array.from({ length: 5 }, () => fork(A, 'main', flow, { new_session_id: 'race' }))
+  const [answers] = await Promise.all([Promise.all(forks), Promise.all(writes)])
+  t.same(answers.map((res) => res.statusCode).sort(), [201, 409, 409, 409, 409], 'one fork, four conflicts')
+  const won = answers.find((res) => res.statusCode === 201)?.json() as Summary
+  const copies = await messages(A, flow, 'race')
+  const main = await messages(A, flow, 'main')
+  t.equal(main.length, 30, 'every write reached the original')
+  t.equal(won.message_count, copies.length, 'the summary counts what was copied')
+  t.ok(copies.length >= 10, `the fork holds the ${copies.length} messages present when it ran`)
+  // What it copied is what had committed when it ran: the 10 first messages, then some of the racing writes
+  // (a write takes its timestamp before it waits for the session's lock, so not necessarily the earliest ones).
+  const copied = new Set(copies.map((m) => m.text))
+  t.equal(copied.size, copies.length, 'no message copied twice')
+  t.ok(
+    main.slice(0, 10).every((m) => copied.has(m.text)),
+    'the messages stored before it',
+  )
+  t.same(
+    copies.map(content),
+    main.filter((m) => copied.has(m.text)).map(content),
+    "in the original's order, with its timestamps",
+  )
+})
