@@ -382,7 +382,11 @@ const routes: Record<string, RouteFuzz> = {
         files: fc.array(text, { maxLength: 3 }),
         edit: fc.boolean(),
         error: fc.boolean(),
-        properties: fc.dictionary(text, anyValue, { maxKeys: 4 }),
+        properties: fc.oneof(
+          fc.dictionary(text, anyValue, { maxKeys: 4 }),
+          // feedback as Langflow stores it, or of another type (422)
+          fc.record({ positive_feedback: fc.oneof(fc.boolean(), fc.constant(null), anyValue) }),
+        ),
       },
       'properties',
     ),
@@ -411,6 +415,14 @@ const routes: Record<string, RouteFuzz> = {
       .map((json): Body => ({ json })),
   },
   'GET /api/v1/monitor/sessions/{session_id}/export': { body: null, params: { session_id: sessionId } },
+  'POST /api/v1/monitor/sessions/{session_id}/fork': {
+    params: { session_id: sessionId },
+    body: someFields({
+      new_session_id: sessionId.map(partValue),
+      up_to_message_id: fc.oneof(known('message').map(partValue), uuidish),
+    }),
+  },
+  'GET /api/v1/monitor/feedback': { body: null },
   'GET /api/v1/monitor/sessions/export': { body: null },
   'DELETE /api/v1/monitor/sessions': { body: null },
   'GET /api/v1/monitor/retention': { body: null },

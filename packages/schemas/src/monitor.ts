@@ -50,6 +50,12 @@ export const SessionSummary = Type.Object({
   last_timestamp: Type.String(),
   last_text: Type.String(),
   metadata: SessionMetadata,
+  positive_feedback_count: Type.Integer({
+    description: 'Messages of the session with `properties.positive_feedback` true (thumbs up)',
+  }),
+  negative_feedback_count: Type.Integer({
+    description: 'Messages of the session with `properties.positive_feedback` false (thumbs down)',
+  }),
 })
 export type SessionSummary = Static<typeof SessionSummary>
 

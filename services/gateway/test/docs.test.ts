@@ -76,6 +76,8 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
     '/api/v1/monitor/sessions',
     '/api/v1/monitor/retention',
     '/api/v1/monitor/retention/sweep',
+    '/api/v1/monitor/sessions/{session_id}/fork',
+    '/api/v1/monitor/feedback',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`)
   }

@@ -108,6 +108,8 @@ function expectedSummaries(stored: Msg[]): Summary[] {
       last_timestamp: (ms.at(-1) as Msg).timestamp,
       last_text: (ms.at(-1) as Msg).text,
       metadata: {},
+      positive_feedback_count: 0,
+      negative_feedback_count: 0,
     }))
     .sort(
       (x, y) =>
@@ -298,6 +300,8 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     last_timestamp: q2.timestamp,
     last_text: 'q2',
     metadata: {},
+    positive_feedback_count: 0,
+    negative_feedback_count: 0,
   })
 
   const moved = await inject(A, 'PUT', `/api/v1/monitor/messages/${q1.id}`, {}, { session_id: 'side' })
@@ -311,6 +315,8 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     last_timestamp: q1.timestamp,
     last_text: 'q1',
     metadata: {},
+    positive_feedback_count: 0,
+    negative_feedback_count: 0,
   })
 
   // Deletes by tenant B change nothing.

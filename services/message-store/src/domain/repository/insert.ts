@@ -2,6 +2,7 @@ import type { Database } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
 import { HISTORY_COLUMNS, type SessionAppend, type SessionChange } from './changes.js'
 import { MessageIdConflictError } from './errors.js'
+import { FEEDBACK_COUNTS } from './feedback.js'
 import { withRetry } from './retry.js'
 
 /**
@@ -61,12 +62,12 @@ ins AS (
   WHERE (SELECT o.tenant_id FROM messages o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id LIMIT 1) IS NULL
   ORDER BY ord
   ON CONFLICT (tenant_id, id) DO NOTHING
-  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
+  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, m.properties, ${HISTORY_COLUMNS}
 ),
 agg AS (
   SELECT tenant_id, flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
-    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text
-  FROM ins GROUP BY tenant_id, flow_id, session_id
+    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text, ${FEEDBACK_COUNTS}
+  FROM ins m GROUP BY tenant_id, flow_id, session_id
 ),
 -- Per session, the merge of the session_metadata of its inserted messages (a later message's key wins;
 -- null removes a key), applied with the messages: a run's metadata is on its session with its first message.
@@ -79,9 +80,9 @@ meta AS (
 ),
 up AS (
   INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version,
-    metadata)
+    metadata, positive_feedback_count, negative_feedback_count)
   SELECT a.tenant_id, a.flow_id, a.session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq'),
-    coalesce(session_metadata_merge('{}', x.patch), '{}')
+    coalesce(session_metadata_merge('{}', x.patch), '{}'), positive, negative
   FROM agg a LEFT JOIN meta x ON x.tenant_id = a.tenant_id AND x.flow_id = a.flow_id AND x.session_id = a.session_id
   ORDER BY a.tenant_id, a.flow_id, a.session_id
   ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
@@ -89,6 +90,8 @@ up AS (
       WHERE x.tenant_id = excluded.tenant_id AND x.flow_id = excluded.flow_id AND x.session_id = excluded.session_id)),
       s.metadata),
     message_count = s.message_count + excluded.message_count,
+    positive_feedback_count = s.positive_feedback_count + excluded.positive_feedback_count,
+    negative_feedback_count = s.negative_feedback_count + excluded.negative_feedback_count,
     first_ts = least(s.first_ts, excluded.first_ts),
     last_ts = greatest(s.last_ts, excluded.last_ts),
     last_text = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_text ELSE s.last_text END,
