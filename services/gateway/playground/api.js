@@ -78,6 +78,12 @@ async function errorOf(res) {
       kind: 'http',
     })
   }
+  if (status === 409 && code === 'RUNSVC_SESSION_BUSY') {
+    return new ApiError(
+      'Another run is still going on in this session (from another tab or client). Nothing was stored: wait for it to end, then send again.',
+      { status, code, detail, kind: 'http' },
+    )
+  }
   if (status >= 502 && status <= 504) {
     return new ApiError(`A service behind the gateway is not answering (${status}). Try again shortly.`, {
       status,
@@ -236,7 +242,9 @@ export function createApi(key, options = {}) {
      */
     async run(flowId, sessionId, text, onEvent, signal) {
       const res = await send('POST', url(`/api/v1/run/${seg(flowId)}`, { stream: 'true' }), {
-        body: { input_value: text, session_id: sessionId },
+        // A run that finds another in flight on the session (another tab, another client) is refused with a
+        // message, rather than waiting unseen behind it (docs/run-service.md, one run at a time per session).
+        body: { input_value: text, session_id: sessionId, multitask_strategy: 'reject' },
         signal,
         accept: 'text/event-stream',
       })
