@@ -27,6 +27,22 @@ export type {
 } from './graph-model.js'
 export type { MessageDraft } from './messages.js'
 export {
+  frameResponseEvent,
+  hasChatInput,
+  OutputMessage,
+  openAIError,
+  outputMessage,
+  outputTextOf,
+  type ResponseEvent,
+  ResponseEvents,
+  ResponseObject,
+  ResponsesRequest,
+  responseObject,
+  responseSessionId,
+  runRequestOf,
+  STREAM_DONE,
+} from './openai-responses.js'
+export {
   type CompletionRequest,
   type CompletionResult,
   type HistoryRequest,
