@@ -53,6 +53,8 @@ export {
   type PortOptions,
   type RunEvent,
   type RunListener,
+  type TokenUsage,
+  tokenUsage,
 } from './ports.js'
 export { builtInComponents, createRegistry } from './registry.js'
 export { OutputValue, ResultData, ResultMessage, RunRequest, RunResponse } from './run-contract.js'

@@ -31,6 +31,14 @@ export function runExecution(
   run: { plan: RunPlan; stream: boolean; sessionMetadata?: SessionMetadataPatch | null | undefined },
 ): (onEvent?: (event: RunEvent) => void) => Promise<RunOutcome> {
   const signal = cancelledByClient(reply)
+  // every model call's usage is counted (`model_tokens_total`), a failed run's calls too
+  const model: ModelPort = {
+    async complete(completion, options) {
+      const result = await opts.model.complete(completion, options)
+      if (result.usage) app.tokenMetrics.used(request.tenant, run.plan.flowId, result.usage)
+      return result
+    },
+  }
   return (onEvent) =>
     executeRun(run.plan, {
       messages: messageStorePort(
@@ -40,7 +48,7 @@ export function runExecution(
         app.unconfirmedMessages,
         run.sessionMetadata,
       ),
-      model: opts.model,
+      model,
       modelDefaults: opts.modelDefaults,
       stream: run.stream,
       signal,
