@@ -50,6 +50,12 @@ export const SessionSummary = Type.Object({
   last_timestamp: Type.String(),
   last_text: Type.String(),
   metadata: SessionMetadata,
+  /** The sums of its messages' `properties.usage` (Langflow's names; 0 without any). */
+  usage: Type.Object({
+    input_tokens: Type.Integer(),
+    output_tokens: Type.Integer(),
+    total_tokens: Type.Integer(),
+  }),
 })
 export type SessionSummary = Static<typeof SessionSummary>
 

@@ -83,6 +83,12 @@ for (const stream of [false, true]) {
     t.ok(usage.input_tokens > 0 && usage.output_tokens > 0)
     const stored = await reply(session)
     t.same(stored?.properties.usage, usage, "the stored reply's properties.usage")
+    const sessions = await store.inject({
+      url: `/api/v1/monitor/sessions?flow_id=${flowId}`,
+      headers: internalHeaders('tenant-u'),
+    })
+    const summary = (sessions.json() as { session_id: string; usage: unknown }[]).find((s) => s.session_id === session)
+    t.same(summary?.usage, usage, 'the session summary sums it (the question carries none)')
     t.equal(await tokens('input'), inputBefore + usage.input_tokens, 'input tokens counted for the tenant and flow')
     t.equal(await tokens('output'), outputBefore + usage.output_tokens, 'output tokens counted')
   })
