@@ -52,6 +52,8 @@ t.test('responses.create: the flow answers; previous_response_id continues the o
   t.equal(first.object, 'response')
   t.equal(first.status, 'completed')
   t.match(first.output_text, fakeReply('My name is Ada'), "the SDK's output_text is the flow's reply")
+  t.ok((first.usage?.total_tokens ?? 0) > 0, "the model's token usage")
+  t.equal(first.usage?.total_tokens, (first.usage?.input_tokens ?? 0) + (first.usage?.output_tokens ?? 0))
 
   const second = await client.responses.create({
     model: 'memory-chatbot',
@@ -103,6 +105,7 @@ t.test("responses.create with stream: true: OpenAI's events, the tokens as delta
   const text = part?.type === 'output_text' ? part.text : '<no text>'
   t.equal(deltas.join(''), text, 'the deltas spell the reply')
   t.match(text, fakeReply('Stream a reply'))
+  t.ok((completed.response.usage?.output_tokens ?? 0) > 0, 'the streamed usage is in response.completed')
   t.same(
     events.map((e) => e.sequence_number),
     events.map((_, i) => i),

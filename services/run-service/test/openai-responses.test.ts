@@ -7,6 +7,7 @@ import {
   type RunResponse,
   responseObject,
   responseSessionId,
+  responseUsage,
   runRequestOf,
 } from '../src/index.js'
 import {
@@ -147,6 +148,20 @@ t.test("streamed events: OpenAI's order, numbered, the unstreamed rest of the re
   ])
 })
 
+t.test("the response's usage: the sums of the stored messages' properties.usage, null without any", async (t) => {
+  const usage = (input_tokens: unknown, output_tokens: unknown, total_tokens: unknown) => ({
+    properties: { usage: { input_tokens, output_tokens, total_tokens } },
+  })
+  t.same(responseUsage([usage(3, 4, 7), { properties: {} }, usage(1, 1, 2), usage('x', 1, 1), {}]), {
+    input_tokens: 4,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: 5,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: 9,
+  })
+  t.equal(responseUsage([{ properties: {} }, usage(-1, 0, 0)]), null)
+})
+
 // --- through the app ---
 
 const store: MessageStore = await startMessageStore(t)
@@ -184,6 +199,7 @@ async function stored(flowId: string, sessionId: string, tenant = 'tenant-a'): P
 }
 
 interface ResponseBody {
+  usage: Record<string, unknown> | null
   id: string
   object: string
   status: string
@@ -204,6 +220,10 @@ t.test(
     t.match(one, { object: 'response', status: 'completed', model: 'memory-bot', previous_response_id: null })
     t.match(one.output, [{ id: `msg_${one.id}`, role: 'assistant', content: [{ type: 'output_text' }] }])
     t.match(one.output[0]?.content[0]?.text, fakeReply('my name is Ada'))
+    const reply = (await stored(memory, one.id)).find((m) => m.sender === 'Machine')
+    const tokens = reply?.properties.usage as { input_tokens: number; output_tokens: number; total_tokens: number }
+    t.ok(tokens.total_tokens > 0, 'the reply carries the model usage')
+    t.match(one.usage, tokens, "the response's usage is the reply's")
 
     const second = await respond({ model: memory, input: 'what is my name?', previous_response_id: one.id })
     t.equal(second.statusCode, 200, second.body)

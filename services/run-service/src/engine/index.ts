@@ -39,6 +39,7 @@ export {
   ResponsesRequest,
   responseObject,
   responseSessionId,
+  responseUsage,
   runRequestOf,
   STREAM_DONE,
 } from './openai-responses.js'

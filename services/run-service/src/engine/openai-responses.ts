@@ -135,6 +135,34 @@ export interface ResponseState {
   status: ResponseObject['status']
   output: OutputMessage[]
   error?: { code: string; message: string } | null
+  usage?: ResponseObject['usage']
+}
+
+/**
+ * OpenAI's `usage` of a response: the sums of the `properties.usage` (Langflow's, recorded on model replies)
+ * of the messages the run stored; null when none carries any (a flow without a model; Langflow always null).
+ */
+export function responseUsage(messages: readonly { properties?: Record<string, unknown> }[]): ResponseObject['usage'] {
+  const sums = { input_tokens: 0, output_tokens: 0, total_tokens: 0 }
+  let any = false
+  for (const message of messages) {
+    const usage = message.properties?.usage as Record<string, unknown> | undefined
+    if (typeof usage !== 'object' || usage === null) continue
+    const counts = (['input_tokens', 'output_tokens', 'total_tokens'] as const).map((key) => usage[key])
+    if (!counts.every((count) => Number.isSafeInteger(count) && (count as number) >= 0)) continue
+    any = true
+    sums.input_tokens += counts[0] as number
+    sums.output_tokens += counts[1] as number
+    sums.total_tokens += counts[2] as number
+  }
+  if (!any) return null
+  return {
+    input_tokens: sums.input_tokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: sums.output_tokens,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: sums.total_tokens,
+  }
 }
 
 /** The whole response object, Langflow's defaults in the fields it does not use. */
@@ -160,7 +188,7 @@ export function responseObject(state: ResponseState): ResponseObject {
     tools: [],
     top_p: 1,
     truncation: 'disabled',
-    usage: null,
+    usage: state.usage ?? null,
     user: null,
     metadata: {},
   }
@@ -217,7 +245,7 @@ export class ResponseEvents {
    * The run's reply: whatever of it was not streamed as deltas (all of it when no model streamed tokens, e.g. a
    * flow without a model) is sent as one last delta, then the closing events with the full text.
    */
-  complete(text: string): ResponseEvent[] {
+  complete(text: string, usage: ResponseObject['usage'] = null): ResponseEvent[] {
     const rest = text.startsWith(this.#streamed) ? text.slice(this.#streamed.length) : ''
     const events = [...this.#open(), ...this.delta(rest)]
     const part = outputText(text)
@@ -227,7 +255,7 @@ export class ResponseEvents {
       this.#event('response.content_part.done', { ...this.#where(), part }),
       this.#event('response.output_item.done', { output_index: 0, item }),
     )
-    const response = responseObject({ ...this.#state, status: 'completed', output: [item] })
+    const response = responseObject({ ...this.#state, status: 'completed', output: [item], usage })
     events.push(this.#event('response.completed', { response }))
     return events
   }

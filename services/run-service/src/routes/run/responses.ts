@@ -17,8 +17,10 @@ import {
   ResponseEvents,
   ResponseObject,
   ResponsesRequest,
+  type RunOutcome,
   responseObject,
   responseSessionId,
+  responseUsage,
   runRequestOf,
   STREAM_DONE,
 } from '../../engine/index.js'
@@ -122,12 +124,14 @@ export const responses: FastifyPluginAsyncTypebox<ResponsesRouteOptions> = async
       // answer: JSON…
       if (body.stream !== true) {
         try {
-          const text = outputTextOf(log.completed(buildRunResponse(plan, await execute())))
+          const outcome = await execute()
+          const text = outputTextOf(log.completed(buildRunResponse(plan, outcome)))
           return responseObject({
             ...state,
             previousResponseId: previous,
             status: 'completed',
             output: [outputMessage(sessionId, text, 'completed')],
+            usage: responseUsage(storedMessages(outcome)),
           })
         } catch (error) {
           return answerRunFailure(reply, log, error, 'response failed')
@@ -147,7 +151,8 @@ export const responses: FastifyPluginAsyncTypebox<ResponsesRouteOptions> = async
         const outcome = await execute((event) => {
           if (event.event === 'token') send(events.delta(event.data.chunk))
         })
-        send(events.complete(outputTextOf(log.completed(buildRunResponse(plan, outcome)))))
+        const text = outputTextOf(log.completed(buildRunResponse(plan, outcome)))
+        send(events.complete(text, responseUsage(storedMessages(outcome))))
       } catch (error) {
         const failed = runFailure(error)
         status = failed?.statusCode ?? 500
@@ -178,3 +183,6 @@ async function requireSession(request: FastifyRequest, flowId: string, sessionId
   )
   if (found.length === 0) throw new Errors.ResponseNotFound(sessionId)
 }
+
+/** Every message the run emitted (each model reply's usage is on the Chat Output message storing it). */
+const storedMessages = (outcome: RunOutcome) => outcome.results.flatMap((result) => result.messages)
