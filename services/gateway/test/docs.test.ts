@@ -69,6 +69,7 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
   )
   for (const path of [
     '/api/v1/run/{flow_id_or_endpoint_name}',
+    '/api/v1/responses',
     '/api/v1/flows/',
     '/api/v1/flows/{id}',
     '/api/v1/monitor/messages',

@@ -63,6 +63,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     tags: [
       { prefix: '/api/v1/run/', name: 'Run', description: 'Run a flow (Langflow-compatible)' },
       { prefix: '/api/v1/flows/', name: 'Flows', description: 'Import and manage Langflow flows' },
+      { prefix: '/api/v1/responses', name: 'OpenAI Responses API', description: 'Run a flow as an OpenAI model' },
     ],
   })
 

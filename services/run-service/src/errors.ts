@@ -17,6 +17,7 @@ import {
 export const Errors = {
   ...commonErrors('RUNSVC'),
   FlowNotFound: createError('RUNSVC_FLOW_NOT_FOUND', 'Flow identifier %s not found', 404),
+  ResponseNotFound: createError('RUNSVC_RESPONSE_NOT_FOUND', "Previous response with id '%s' not found", 404),
   FlowInvalid: createError('RUNSVC_FLOW_INVALID', '%s', 422),
   EndpointNameConflict: createError('RUNSVC_ENDPOINT_NAME_CONFLICT', '%s', 409),
   MessageStoreUnavailable: createError('RUNSVC_MESSAGE_STORE_UNAVAILABLE', '%s', 503),

@@ -4,6 +4,7 @@ import { HISTORY_COLUMNS, type SessionAppend, type SessionChange } from './chang
 import { MessageIdConflictError } from './errors.js'
 import { FEEDBACK_COUNTS } from './feedback.js'
 import { withRetry } from './retry.js'
+import { cappedTokens } from './sessions.js'
 
 /**
  * The write path: one INSERT statement stores the messages of one or more callers (group commit),
@@ -62,11 +63,15 @@ ins AS (
   WHERE (SELECT o.tenant_id FROM messages o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id LIMIT 1) IS NULL
   ORDER BY ord
   ON CONFLICT (tenant_id, id) DO NOTHING
-  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, m.properties, ${HISTORY_COLUMNS}
+  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, m.properties, ${HISTORY_COLUMNS},
+    usage_tokens(m.properties, 'input_tokens') AS input_tokens, usage_tokens(m.properties, 'output_tokens') AS output_tokens,
+    usage_tokens(m.properties, 'total_tokens') AS total_tokens
 ),
 agg AS (
   SELECT tenant_id, flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
-    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text, ${FEEDBACK_COUNTS}
+    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text, ${FEEDBACK_COUNTS},
+    ${cappedTokens('sum(input_tokens)')} AS input_tokens, ${cappedTokens('sum(output_tokens)')} AS output_tokens,
+    ${cappedTokens('sum(total_tokens)')} AS total_tokens
   FROM ins m GROUP BY tenant_id, flow_id, session_id
 ),
 -- Per session, the merge of the session_metadata of its inserted messages (a later message's key wins;
@@ -80,9 +85,9 @@ meta AS (
 ),
 up AS (
   INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version,
-    metadata, positive_feedback_count, negative_feedback_count)
+    metadata, positive_feedback_count, negative_feedback_count, input_tokens, output_tokens, total_tokens)
   SELECT a.tenant_id, a.flow_id, a.session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq'),
-    coalesce(session_metadata_merge('{}', x.patch), '{}'), positive, negative
+    coalesce(session_metadata_merge('{}', x.patch), '{}'), positive, negative, input_tokens, output_tokens, total_tokens
   FROM agg a LEFT JOIN meta x ON x.tenant_id = a.tenant_id AND x.flow_id = a.flow_id AND x.session_id = a.session_id
   ORDER BY a.tenant_id, a.flow_id, a.session_id
   ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
@@ -95,6 +100,9 @@ up AS (
     first_ts = least(s.first_ts, excluded.first_ts),
     last_ts = greatest(s.last_ts, excluded.last_ts),
     last_text = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_text ELSE s.last_text END,
+    input_tokens = ${cappedTokens('s.input_tokens::numeric + excluded.input_tokens')},
+    output_tokens = ${cappedTokens('s.output_tokens::numeric + excluded.output_tokens')},
+    total_tokens = ${cappedTokens('s.total_tokens::numeric + excluded.total_tokens')},
     prev_version = s.version,
     version = nextval('session_version_seq')
   RETURNING tenant_id, flow_id, session_id, version, prev_version

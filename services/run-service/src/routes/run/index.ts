@@ -5,22 +5,20 @@ import { FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.
 import {
   buildRunResponse,
   type ComponentRegistry,
-  executeRun,
   type ModelDefaults,
   type ModelPort,
   planRun,
-  RunAbortedError,
-  type RunEvent,
   RunRequest,
   RunResponse,
 } from '../../engine/index.js'
 import { runFailure } from '../../errors.js'
-import { messageStorePort } from '../../ports/message-store.js'
 import { ValidationEnvelope } from '../../schemas/flows.js'
 import { cancelledByClient } from './cancellation.js'
 import { acceptEmptyJsonBody, emptyBodyAsObject } from './empty-body.js'
 import { openEventStream } from './event-stream.js'
+import { answerRunFailure, runExecution, takeSessionTurn } from './execution.js'
 import { checkInputLimits, type RunInputLimits } from './input-limits.js'
+import { responses } from './responses.js'
 import { runLog } from './run-log.js'
 import { countRuns } from './run-metrics.js'
 
@@ -34,7 +32,7 @@ export interface RunRoutesOptions extends RunInputLimits {
   modelDefaults: ModelDefaults
 }
 
-const errors = {
+export const runErrors = {
   400: ErrorEnvelope,
   401: ErrorEnvelope,
   404: ErrorEnvelope,
@@ -54,7 +52,8 @@ const RunQuery = Type.Object({ stream: Type.Boolean({ default: false }) })
  * `POST /api/v1/run/{flow_id_or_endpoint_name}` (spec §3), reached through the gateway, which names the
  * tenant. Everything that can fail before the flow starts (404, 413, 422, 400) is an ordinary JSON
  * error; with `?stream=true` the run then streams `add_message` / `token` events and ends with exactly one
- * `end` or `error` event. A client that goes away cancels the run.
+ * `end` or `error` event. A client that goes away cancels the run. `POST /api/v1/responses` (./responses.ts)
+ * runs flows the same way.
  */
 const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
@@ -79,7 +78,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         params: RunParams,
         querystring: RunQuery,
         body: RunRequest,
-        response: { 200: RunResponse, ...errors },
+        response: { 200: RunResponse, ...runErrors },
       },
     },
     async (request, reply) => {
@@ -98,26 +97,13 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       const log = runLog(request, reply, flow.id, plan.requestSessionId)
       // wait for the session's turn (a JSON 409 with `reject` if it is not free), then execute
       const signal = cancelledByClient(reply)
-      const release = await app.sessionTurns
-        .acquire({ tenant, flowId: flow.id, sessionId: plan.sessionId }, plan.multitaskStrategy, signal)
-        .catch((error: unknown) => {
-          throw signal.aborted ? new RunAbortedError({ cause: error }) : error
-        })
-      const execute = (onEvent?: (event: RunEvent) => void) =>
-        executeRun(plan, {
-          messages: messageStorePort(
-            app.messageStore,
-            tenant,
-            request.id,
-            app.unconfirmedMessages,
-            request.body.session_metadata,
-          ),
-          model: opts.model,
-          modelDefaults: opts.modelDefaults,
-          stream: request.query.stream,
-          signal,
-          onEvent,
-        })
+      const release = await takeSessionTurn(app, tenant, plan, signal)
+      const execute = runExecution(app, opts, request, reply, {
+        plan,
+        stream: request.query.stream,
+        sessionMetadata: request.body.session_metadata,
+        signal,
+      })
 
       // answer: JSON…
       // the session is released before the answer: a client's next run on it finds it free
@@ -128,11 +114,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
           return log.completed(buildRunResponse(plan, outcome))
         } catch (error) {
           await release()
-          const failed = runFailure(error)
-          if (!failed) throw error
-          const status = failed.statusCode ?? 500
-          if (status >= 500) log.failed(error, 'run failed')
-          return reply.code(status as 500).send({ detail: failed.message, code: failed.code })
+          return answerRunFailure(reply, log, error, 'run failed')
         }
       }
 
@@ -157,6 +139,9 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       }
     },
   )
+
+  // Langflow's OpenAI-compatible endpoint: the same runs, in this scope (its hooks, cache and metrics)
+  await app.register(responses, { ...opts, flowGraphs, streamedRuns })
 }
 
 export default run
