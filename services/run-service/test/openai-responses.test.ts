@@ -250,6 +250,25 @@ t.test(
   },
 )
 
+t.test('responses continuing one conversation at once take turns: each turn stored whole, in order', async (t) => {
+  const first = (await respond({ model: memory, input: 'turn 0' })).json() as ResponseBody
+  const inputs = Array.from({ length: 8 }, (_, i) => `turn ${i + 1}`)
+  const answers = await Promise.all(
+    inputs.map((input) => respond({ model: memory, input, previous_response_id: first.id })),
+  )
+  t.same(
+    answers.map((a) => a.statusCode),
+    inputs.map(() => 200),
+  )
+  const messages = await stored(memory, first.id)
+  t.equal(messages.length, 18, 'nine turns of two messages')
+  const pairs = Array.from({ length: messages.length / 2 }, (_, i) => [messages[2 * i], messages[2 * i + 1]])
+  t.ok(
+    pairs.every(([q, a]) => q?.sender === 'User' && a?.sender === 'Machine' && a.text.startsWith(fakeReply(q.text))),
+    'every question is followed by its own reply: the turns did not interleave',
+  )
+})
+
 t.test("a streamed response: OpenAI's events, the model's tokens as deltas, the turn stored", async (t) => {
   const res = await respond({ model: memory, input: 'stream me', stream: true })
   t.equal(res.statusCode, 200)
