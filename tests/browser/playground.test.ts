@@ -369,6 +369,22 @@ t.test('a streaming model: tokens show as they arrive, then the stored reply; th
   t.equal(await reply.locator('.edit-button').count(), 1, 'the stored reply (editable), not the streamed bubble')
 })
 
+t.test("token usage: a reply shows the model's tokens, the session list their sum", async (t) => {
+  const stored = await allMessages('streamed', PROMPTING_ID)
+  const reply = stored.find((m) => m.sender === 'Machine') as Msg & { properties: { usage?: { total_tokens: number } } }
+  const total = reply.properties.usage?.total_tokens ?? 0
+  t.ok(total > 0, 'the stored reply carries the usage the model reported')
+  const shown = page.locator(`#messages .message[data-id="${reply.id}"] .usage`)
+  t.equal(await shown.textContent(), `${total} tokens`, "the reply's tokens")
+  t.equal(
+    await page.locator('#messages .message.user .usage').count(),
+    0,
+    'no usage on the user message (no model ran for it)',
+  )
+  await page.locator(`#sessions .session[data-session-id="streamed"] .usage`, { hasText: `${total} tokens` }).waitFor()
+  t.pass("the session's sum in the list")
+})
+
 t.test('a failed run: a clear message, the stored error marked, the text kept to retry', async (t) => {
   model.mode = 'fail'
   await page.fill('#message-input', 'this will fail')

@@ -5,7 +5,8 @@
 /**
  * @typedef {{ session_id: string, flow_id: string, message_count: number, first_timestamp: string,
  *   last_timestamp: string, last_text: string, metadata?: Record<string, string>,
- *   positive_feedback_count?: number, negative_feedback_count?: number }} Session
+ *   positive_feedback_count?: number, negative_feedback_count?: number,
+ *   usage?: { input_tokens: number, output_tokens: number, total_tokens: number } }} Session
  */
 /** @typedef {{ max_idle_seconds: number | null, source: 'flow' | 'tenant' | 'none' }} Retention */
 /**

@@ -356,6 +356,14 @@ function sessionItem(row) {
       feedback.textContent = ` · 👍 ${up} · 👎 ${down}`
       meta.append(feedback)
     }
+    const tokens = row.usage?.total_tokens ?? 0
+    if (tokens > 0) {
+      const usage = document.createElement('span')
+      usage.className = 'usage'
+      usage.title = `${row.usage?.input_tokens ?? 0} in, ${row.usage?.output_tokens ?? 0} out`
+      usage.textContent = ` · ${tokenCount(tokens)}`
+      meta.append(usage)
+    }
   }
   const preview = document.createElement('span')
   preview.className = 'preview'
@@ -512,6 +520,22 @@ function scrollToEnd() {
   el.messagesScroll.scrollTop = el.messagesScroll.scrollHeight
 }
 
+/** "1 token", "1,234 tokens". @param {number} n */
+const tokenCount = (n) => `${n.toLocaleString('en-US')} token${n === 1 ? '' : 's'}`
+
+/**
+ * The token usage a model reported for a reply (`properties.usage`, as Langflow stores it), when it is whole.
+ * @param {Message} message
+ * @returns {{ input_tokens: number, output_tokens: number, total_tokens: number } | null}
+ */
+function messageUsage(message) {
+  const usage = /** @type {any} */ (message.properties?.usage)
+  if (!usage || typeof usage !== 'object') return null
+  const { input_tokens, output_tokens, total_tokens } = usage
+  if (![input_tokens, output_tokens, total_tokens].every((n) => Number.isSafeInteger(n) && n >= 0)) return null
+  return { input_tokens, output_tokens, total_tokens }
+}
+
 /** @param {Message} message */
 function messageItem(message) {
   const li = document.createElement('li')
@@ -537,6 +561,14 @@ function messageItem(message) {
     time.dateTime = message.timestamp
     time.textContent = when(message.timestamp)
     head.append(time)
+  }
+  const usage = messageUsage(message)
+  if (usage) {
+    const tokens = document.createElement('span')
+    tokens.className = 'usage'
+    tokens.title = `${usage.input_tokens} in, ${usage.output_tokens} out`
+    tokens.textContent = tokenCount(usage.total_tokens)
+    head.append(tokens)
   }
   if (message.edit) {
     const edited = document.createElement('span')
