@@ -19,20 +19,31 @@ export interface MessagePartition {
   past: boolean
 }
 
+/** How long creating or dropping a partition waits for its table lock: every query on `messages` queues behind it. */
+const DROP_LOCK_TIMEOUT = '1s'
+
 /** How many months ahead of the current one have a partition (created on start and by every full sweep). */
 export const PARTITION_MONTHS_AHEAD = 3
 
-/** Creates the partitions of the months from `from` (default: now) to `monthsAhead` months after now. */
+/**
+ * Creates the partitions of the months from `from` (default: now) to `monthsAhead` months after now. Creating a
+ * partition locks `messages` (ACCESS EXCLUSIVE, for the catalog change): it waits at most 1 s for that lock, so a
+ * long query on `messages` never makes every other query queue behind it; it then fails, and the next sweep tries
+ * again (the months ahead leave time for many).
+ */
 export async function ensurePartitions(
-  db: Queryable,
+  db: Database,
   monthsAhead = PARTITION_MONTHS_AHEAD,
   from?: string,
 ): Promise<number> {
-  const { rows } = await db.query<{ created: number }>(
-    `SELECT messages_ensure_partitions(coalesce($1::timestamptz, now()), now() + make_interval(months => $2)) AS created`,
-    [from ?? null, monthsAhead],
-  )
-  return Number(rows[0]?.created ?? 0)
+  return db.transaction(async (tx) => {
+    await tx.query(`SET LOCAL lock_timeout = '${DROP_LOCK_TIMEOUT}'`)
+    const { rows } = await tx.query<{ created: number }>(
+      `SELECT messages_ensure_partitions(coalesce($1::timestamptz, now()), now() + make_interval(months => $2)) AS created`,
+      [from ?? null, monthsAhead],
+    )
+    return Number(rows[0]?.created ?? 0)
+  })
 }
 
 /** The range partitions of `messages` in this schema, oldest first (the DEFAULT partition is not listed). */
@@ -79,9 +90,6 @@ export type DropOutcome =
   | { kind: 'busy' }
   /** The sweep lost its lease, or another instance is in a batch: the sweep stops. */
   | { kind: 'lost' }
-
-/** How long the drop waits for its table lock: every query on `messages` queues behind a waiting DROP. */
-const DROP_LOCK_TIMEOUT = '1s'
 
 /**
  * Drops `part` if every session with messages in it has expired. Checked once without a lock (the usual answer for
