@@ -133,7 +133,10 @@ async function seed() {
 }
 
 t.test(`a ${TOTAL.toLocaleString('en-US')}-message table across partitions`, async (t) => {
+  let started = performance.now()
   await seed()
+  // Durations are reported, never asserted (performance goes to docs/benchmarks.md).
+  t.comment(`seeded and indexed in ${((performance.now() - started) / 1000).toFixed(1)} s`)
   const { rows: count } = await app.db.query<{ n: string }>('SELECT count(*) AS n FROM messages')
   t.equal(Number(count[0]?.n), TOTAL, `${TOTAL} messages`)
 
@@ -179,7 +182,11 @@ t.test(`a ${TOTAL.toLocaleString('en-US')}-message table across partitions`, asy
 
   // Flow F keeps its sessions a day, flow G has no limit (no tenant default).
   t.equal((await api('PUT', `/api/v1/monitor/retention?flow_id=${F}`, { max_idle_seconds: 86_400 })).status, 200)
+  started = performance.now()
   const result = await app.retentionSweeper.sweep()
+  t.comment(
+    `sweep (one partition dropped, ${SESSIONS_A + 11} sessions deleted) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  )
   t.equal(result.droppedPartitions, 1, 'one partition dropped')
   t.same(
     result,
