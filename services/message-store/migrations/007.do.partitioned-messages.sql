@@ -125,9 +125,18 @@ BEGIN
 END
 $$;
 
--- The months of the stored messages and the next three, then the rows and their ids.
-SELECT messages_ensure_partitions(
-  coalesce((SELECT min(ts) FROM messages_unpartitioned), now()), now() + interval '3 months');
+-- The months that hold stored messages (only those: a stray old timestamp makes one partition, not one per month
+-- since), this month and the next three; then the rows and their ids.
+DO $$
+DECLARE
+  month timestamptz;
+BEGIN
+  FOR month IN SELECT DISTINCT date_trunc('month', ts, 'UTC') FROM messages_unpartitioned LOOP
+    PERFORM messages_ensure_partitions(month, month + interval '1 day');
+  END LOOP;
+END
+$$;
+SELECT messages_ensure_partitions(now(), now() + interval '3 months');
 INSERT INTO messages (id, tenant_id, flow_id, session_id, seq, ts, sender, sender_name, text, files, error, edit,
   properties, category, content_blocks, context_id)
 SELECT id, tenant_id, flow_id, session_id, seq, ts, sender, sender_name, text, files, error, edit,
