@@ -5,7 +5,8 @@
 // taking over the rows a DEFAULT partition held, while a deleted message's id can be stored again.
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { buildTestApp, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
+import { dropPartitionIfExpired } from '../src/domain/repository/partitions.js'
+import { buildTestApp, history, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
 
 t.comment(`storage: ${storageKind}`)
 // Seeding and indexing a million messages, then a sweep.
@@ -287,4 +288,48 @@ t.test('partitions ahead take over the rows of the DEFAULT partition; a deleted 
   t.equal(await count(), 0)
   await store(app, T, [message])
   t.equal(await count(), 1, "the deleted message's id is stored again")
+})
+
+t.test('a session that gets a message after its month was dropped is summarized from what it has left', async (t) => {
+  const flow = randomUUID()
+  t.equal((await api('PUT', `/api/v1/monitor/retention?flow_id=${flow}`, { max_idle_seconds: 86_400 })).status, 200)
+  const { rows } = await app.db.query<{ from: string; name: string }>(
+    `SELECT m::text AS from, 'messages_' || to_char(m AT TIME ZONE 'UTC', 'YYYY_MM') AS name
+     FROM date_trunc('month', now() - interval '5 months', 'UTC') m`,
+  )
+  const name = rows[0]?.name as string
+  const from = rows[0]?.from as string
+  await app.db.query('SELECT messages_ensure_partitions($1::timestamptz, $1::timestamptz + interval $$1 day$$)', [from])
+  await app.db.query(
+    `WITH m AS (
+       INSERT INTO messages (id, tenant_id, flow_id, session_id, ts, sender, sender_name, text)
+       SELECT gen_random_uuid(), $1, $2::uuid, 'back', $3::timestamptz + g * interval '1 hour', 'User', 'User', 'old ' || g
+       FROM generate_series(1, 3) g RETURNING tenant_id, id, ts, flow_id, session_id, text)
+     , i AS (INSERT INTO message_ids (tenant_id, id, ts) SELECT tenant_id, id, ts FROM m)
+     INSERT INTO sessions (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
+     SELECT tenant_id, flow_id, session_id, count(*), min(ts), max(ts), max(text), nextval('session_version_seq')
+     FROM m GROUP BY 1, 2, 3`,
+    [T, flow, from],
+  )
+  const historyTexts = async () => (await history(app, T, { flow_id: flow, session_id: 'back' })).map((m) => m.text)
+  t.same(await historyTexts(), ['old 1', 'old 2', 'old 3'], 'the old history, now cached')
+  const part = (await app.repository.listPartitions()).find((p) => p.name === name)
+  if (!part) throw new Error(`no partition ${name}`)
+  const holder = randomUUID()
+  t.ok(await app.repository.acquireSweepLease(holder, 60), 'the sweep lease')
+  t.teardown(() => app.repository.releaseSweepLease(holder))
+  t.same(
+    await dropPartitionIfExpired(app.db, holder, 60, part),
+    { kind: 'dropped', messages: 3 },
+    'the month is dropped',
+  )
+  // Before the sweep's batches reach the session, it gets a message: it is live again, without its old messages.
+  await store(app, T, [messageInput({ flow_id: flow, session_id: 'back', text: 'new' })])
+  await app.repository.repairDroppedPartitions([part])
+  t.same(await historyTexts(), ['new'], 'its history holds what it has, not the cached old one')
+  const { rows: summary } = await app.db.query<{ message_count: string; last_text: string }>(
+    'SELECT message_count, last_text FROM sessions WHERE tenant_id = $1 AND flow_id = $2',
+    [T, flow],
+  )
+  t.same(summary, [{ message_count: '1', last_text: 'new' }], 'its summary counts what it has')
 })
