@@ -1,8 +1,11 @@
 -- `messages` partitioned by time (issue 14, point 3; docs/message-store.md, Partitions): one range partition per
--- calendar month (UTC) of `ts`, and a DEFAULT partition for a timestamp no monthly partition covers (a clock far
--- off; the service creates the months ahead: messages_ensure_partitions below). A month whose every session has
--- expired under its retention is dropped whole by the sweeper (domain/repository/partitions.ts) instead of being
--- deleted row by row.
+-- calendar month (UTC) of `ts`, between a head partition (MINVALUE up to the oldest month) and a tail partition
+-- (the month after the newest one up to MAXVALUE) that take a timestamp no month covers (a clock far off; the
+-- service creates the months ahead: messages_ensure_partitions below). Not a DEFAULT partition: with one,
+-- Postgres can't read the partitions in time order one after another (it merges them all, reading from each
+-- before returning a row: a search for a word only recent messages hold read every older month's messages).
+-- A month whose every session has expired under its retention is dropped whole by the sweeper
+-- (domain/repository/partitions.ts) instead of being deleted row by row.
 --
 -- A unique key of a partitioned table must contain the partition key (ts), so (tenant_id, id) can no longer be
 -- the key of `messages`. The ids live in `message_ids`, an unpartitioned ledger keyed (tenant_id, id): a write
@@ -45,7 +48,17 @@ CREATE TABLE messages (
 ) PARTITION BY RANGE (ts);
 ALTER SEQUENCE messages_seq OWNED BY messages.seq;
 
-CREATE TABLE messages_default PARTITION OF messages DEFAULT;
+-- Head and tail meet at the first month to create (below); that function moves their bounds.
+DO $$
+DECLARE
+  first_month timestamptz := greatest(
+    date_trunc('month', coalesce((SELECT min(ts) FROM messages_unpartitioned), now()), 'UTC'),
+    date_trunc('month', now(), 'UTC') - interval '24 months');
+BEGIN
+  EXECUTE format('CREATE TABLE messages_head PARTITION OF messages FOR VALUES FROM (MINVALUE) TO (%L)', first_month);
+  EXECUTE format('CREATE TABLE messages_tail PARTITION OF messages FOR VALUES FROM (%L) TO (MAXVALUE)', first_month);
+END
+$$;
 
 CREATE TABLE message_ids (
   tenant_id text COLLATE "C" NOT NULL,
@@ -58,37 +71,24 @@ CREATE INDEX message_ids_id ON message_ids (id);
 -- The ids of a month, to forget them when the month is dropped.
 CREATE INDEX message_ids_ts ON message_ids (ts);
 
--- Creates the monthly partitions (UTC) that cover [from_ts, to_ts) and do not exist yet; returns how many it
--- created. Rows of such a month already in the DEFAULT partition are moved into the new partition (a DEFAULT
--- partition holding rows of a range forbids creating that range). Idempotent, and safe from several instances at
--- once (a transaction-level advisory lock per schema). The statistics target of the gram index is set on each new
--- partition's index, as migration 005 set it on the table's.
-CREATE FUNCTION messages_ensure_partitions(from_ts timestamptz, to_ts timestamptz) RETURNS integer
+-- Creates the missing monthly partitions (UTC) of [from_ts, to_ts) that no other range holds; returns how many.
+CREATE FUNCTION messages_create_months(from_ts timestamptz, to_ts timestamptz) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
   lo timestamptz := date_trunc('month', from_ts, 'UTC');
   hi timestamptz;
   part text;
-  created integer := 0;
   grams regclass;
+  created integer := 0;
 BEGIN
-  PERFORM pg_advisory_xact_lock(5263442, hashtext(current_schema()));
   WHILE lo < to_ts LOOP
-    hi := lo + interval '1 month';
     -- Whole months in UTC, whatever the session's time zone.
-    hi := date_trunc('month', hi + interval '1 day', 'UTC');
+    hi := date_trunc('month', lo + interval '32 days', 'UTC');
     part := 'messages_' || to_char(lo AT TIME ZONE 'UTC', 'YYYY_MM');
     IF to_regclass(quote_ident(part)) IS NULL THEN
-      IF EXISTS (SELECT 1 FROM messages_default WHERE ts >= lo AND ts < hi) THEN
-        EXECUTE format('CREATE TABLE %I (LIKE messages INCLUDING DEFAULTS)', part);
-        EXECUTE format('WITH moved AS (DELETE FROM messages_default WHERE ts >= $1 AND ts < $2 RETURNING *)
-          INSERT INTO %I SELECT * FROM moved', part) USING lo, hi;
-        EXECUTE format('ALTER TABLE messages ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
-      ELSE
-        EXECUTE format('CREATE TABLE %I PARTITION OF messages FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
-      END IF;
+      EXECUTE format('CREATE TABLE %I PARTITION OF messages FOR VALUES FROM (%L) TO (%L)', part, lo, hi);
       SELECT i.inhrelid::regclass INTO grams FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
-      WHERE i.inhparent = 'messages_text_grams'::regclass AND x.indrelid = part::regclass;
+      WHERE i.inhparent = to_regclass('messages_text_grams') AND x.indrelid = to_regclass(quote_ident(part));
       IF grams IS NOT NULL THEN
         EXECUTE format('ALTER INDEX %s ALTER COLUMN 1 SET STATISTICS 1000', grams);
       END IF;
@@ -96,6 +96,47 @@ BEGIN
     END IF;
     lo := hi;
   END LOOP;
+  RETURN created;
+END
+$$;
+
+-- Makes sure every month of [from_ts, to_ts) has its partition; returns how many it created. A month below the
+-- head's bound or at or above the tail's is taken from it: the head (or tail) is detached, the months between
+-- its bound and the new one are created, its rows of those months moved into them, and it is attached again with
+-- its new bound. A missing month between (one the sweeper dropped) is created only when asked for. Idempotent,
+-- and safe from several instances at once (a transaction-level advisory lock per schema).
+CREATE FUNCTION messages_ensure_partitions(from_ts timestamptz, to_ts timestamptz) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  lo timestamptz := date_trunc('month', from_ts, 'UTC');
+  hi timestamptz := date_trunc('month', to_ts - interval '1 microsecond', 'UTC') + interval '32 days';
+  head_hi timestamptz;
+  tail_lo timestamptz;
+  created integer := 0;
+BEGIN
+  PERFORM pg_advisory_xact_lock(5263442, hashtext(current_schema()));
+  hi := date_trunc('month', hi, 'UTC');
+  SELECT btrim((regexp_match(pg_get_expr(relpartbound, oid), 'TO \((.*)\)$'))[1], '''')::timestamptz INTO head_hi
+  FROM pg_class WHERE oid = to_regclass('messages_head');
+  SELECT btrim((regexp_match(pg_get_expr(relpartbound, oid), 'FROM \((.*)\) TO'))[1], '''')::timestamptz INTO tail_lo
+  FROM pg_class WHERE oid = to_regclass('messages_tail');
+  IF lo < head_hi THEN
+    EXECUTE 'ALTER TABLE messages DETACH PARTITION messages_head';
+    created := created + messages_create_months(lo, head_hi);
+    EXECUTE 'WITH moved AS (DELETE FROM messages_head WHERE ts >= $1 RETURNING *) INSERT INTO messages SELECT * FROM moved'
+      USING lo;
+    EXECUTE format('ALTER TABLE messages ATTACH PARTITION messages_head FOR VALUES FROM (MINVALUE) TO (%L)', lo);
+    head_hi := lo;
+  END IF;
+  IF hi > tail_lo THEN
+    EXECUTE 'ALTER TABLE messages DETACH PARTITION messages_tail';
+    created := created + messages_create_months(tail_lo, hi);
+    EXECUTE 'WITH moved AS (DELETE FROM messages_tail WHERE ts < $1 RETURNING *) INSERT INTO messages SELECT * FROM moved'
+      USING hi;
+    EXECUTE format('ALTER TABLE messages ATTACH PARTITION messages_tail FOR VALUES FROM (%L) TO (MAXVALUE)', hi);
+    tail_lo := hi;
+  END IF;
+  created := created + messages_create_months(greatest(lo, head_hi), least(hi, tail_lo));
   RETURN created;
 END
 $$;
@@ -125,18 +166,12 @@ BEGIN
 END
 $$;
 
--- The months that hold stored messages (only those: a stray old timestamp makes one partition, not one per month
--- since), this month and the next three; then the rows and their ids.
-DO $$
-DECLARE
-  month timestamptz;
-BEGIN
-  FOR month IN SELECT DISTINCT date_trunc('month', ts, 'UTC') FROM messages_unpartitioned LOOP
-    PERFORM messages_ensure_partitions(month, month + interval '1 day');
-  END LOOP;
-END
-$$;
-SELECT messages_ensure_partitions(now(), now() + interval '3 months');
+-- The months from the oldest stored message's (at most 24 months back: older ones stay in the head partition) to
+-- three months ahead; then the rows and their ids.
+SELECT messages_ensure_partitions(
+  btrim((regexp_match(pg_get_expr(relpartbound, oid), 'FROM \((.*)\) TO'))[1], '''')::timestamptz,
+  now() + interval '3 months')
+FROM pg_class WHERE oid = to_regclass('messages_tail');
 INSERT INTO messages (id, tenant_id, flow_id, session_id, seq, ts, sender, sender_name, text, files, error, edit,
   properties, category, content_blocks, context_id)
 SELECT id, tenant_id, flow_id, session_id, seq, ts, sender, sender_name, text, files, error, edit,

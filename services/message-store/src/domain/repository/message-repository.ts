@@ -313,7 +313,7 @@ export class MessageRepository {
   }
 
   /**
-   * Creates the partitions ahead, drops each past partition whose sessions have all expired, and forgets the ids
+   * Creates the partitions ahead, drops each past month whose sessions have all expired, and forgets the ids
    * of the dropped ranges; null: the lease is lost.
    */
   async dropExpiredPartitions(
@@ -324,6 +324,7 @@ export class MessageRepository {
     const dropped: MessagePartition[] = []
     let messages = 0
     for (const part of await listPartitions(this.db)) {
+      if (part.kind !== 'month') continue
       if (!part.past) break
       const outcome = await dropPartitionIfExpired(this.db, holder, leaseSeconds, part)
       if (outcome.kind === 'lost') return null

@@ -10,9 +10,14 @@ import { lockSessionKeys, refreshSessions, type SessionKey } from './sessions.js
  * them all); it runs only in a sweep of every tenant, under the sweep's lease.
  */
 
-/** One monthly range partition: the messages with `from <= ts < to` (ISO 8601, UTC). */
+/**
+ * One range partition: the messages with `from <= ts < to` (ISO 8601, UTC; the head's `from` is -infinity, the
+ * tail's `to` infinity).
+ */
 export interface MessagePartition {
   name: string
+  /** A month, or the head (MINVALUE up to the oldest month) or the tail (after the newest month, to MAXVALUE). */
+  kind: 'month' | 'head' | 'tail'
   from: string
   to: string
   /** Its whole range is before now: no new message goes there. */
@@ -46,18 +51,27 @@ export async function ensurePartitions(
   })
 }
 
-/** The range partitions of `messages` in this schema, oldest first (the DEFAULT partition is not listed). */
+/** The partitions of `messages` in this schema, in time order (head, months, tail). */
 export async function listPartitions(db: Queryable): Promise<MessagePartition[]> {
-  const iso = (t: string) => `to_char(${t} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+  const iso = (t: string) =>
+    `CASE WHEN isfinite(${t}) THEN to_char(${t} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE ${t}::text END`
   const { rows } = await db.query<{ name: string; lo: string; hi: string; past: boolean }>(
     `SELECT p.name, ${iso('p.lo')} AS lo, ${iso('p.hi')} AS hi, p.hi <= now() AS past FROM (
-       SELECT c.relname AS name, b[1]::timestamptz AS lo, b[2]::timestamptz AS hi
+       SELECT c.relname AS name,
+         (CASE WHEN b[1] = 'MINVALUE' THEN '-infinity' ELSE btrim(b[1], '''') END)::timestamptz AS lo,
+         (CASE WHEN b[2] = 'MAXVALUE' THEN 'infinity' ELSE btrim(b[2], '''') END)::timestamptz AS hi
        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-       CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), $$FROM \\('([^']+)'\\) TO \\('([^']+)'\\)$$) b
+       CROSS JOIN LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), $$FROM \\((.*)\\) TO \\((.*)\\)$$) b
        WHERE i.inhparent = 'messages'::regclass
-     ) p WHERE p.lo IS NOT NULL ORDER BY p.lo`,
+     ) p ORDER BY p.lo`,
   )
-  return rows.map((r) => ({ name: r.name, from: r.lo, to: r.hi, past: r.past }))
+  return rows.map((r) => ({
+    name: r.name,
+    kind: r.name === 'messages_head' ? 'head' : r.name === 'messages_tail' ? 'tail' : 'month',
+    from: r.lo,
+    to: r.hi,
+    past: r.past,
+  }))
 }
 
 /**
@@ -127,18 +141,17 @@ export async function dropPartitionIfExpired(
 const FORGET_BATCH = 10_000
 
 /**
- * Deletes from the id ledger the ids of messages with `from <= ts < to` that are not stored (a dropped partition's),
- * in bounded batches; returns how many. An id of the DEFAULT partition (a clock far off) is kept.
+ * Deletes from the id ledger the ids of messages with `from <= ts < to` (a dropped month's: no partition holds
+ * that range any more), in bounded batches; returns how many.
  */
-export async function forgetIds(db: Queryable, from: string | null, to: string): Promise<number> {
+export async function forgetIds(db: Queryable, from: string, to: string): Promise<number> {
   let forgotten = 0
   for (;;) {
     const { rows } = await db.query<{ n: string }>(
       `WITH d AS (
          DELETE FROM message_ids WHERE ctid = ANY(ARRAY(
            SELECT l.ctid FROM message_ids l
-           WHERE l.ts < $2::timestamptz AND ($1::timestamptz IS NULL OR l.ts >= $1::timestamptz)
-             AND NOT EXISTS (SELECT 1 FROM messages_default m WHERE m.tenant_id = l.tenant_id AND m.id = l.id)
+           WHERE l.ts < $2::timestamptz AND l.ts >= $1::timestamptz
            LIMIT $3))
          RETURNING 1)
        SELECT count(*) AS n FROM d`,
@@ -151,18 +164,15 @@ export async function forgetIds(db: Queryable, from: string | null, to: string):
 }
 
 /**
- * Forgets the ids of every time range that no partition covers any more (before the oldest partition, and between
- * two whose ranges do not meet): the ranges of dropped partitions, including one whose ids a sweep that stopped
- * midway left behind.
+ * Forgets the ids of every time range that no partition covers any more (between two partitions whose ranges do not
+ * meet): the ranges of dropped months, including one whose ids a sweep that stopped midway left behind.
  */
 export async function forgetDroppedIds(db: Queryable, parts: MessagePartition[]): Promise<number> {
-  const first = parts[0]
-  if (!first) return 0
-  let forgotten = await forgetIds(db, null, first.from)
+  let forgotten = 0
   for (let i = 1; i < parts.length; i++) {
     const prev = parts[i - 1] as MessagePartition
     const next = parts[i] as MessagePartition
-    if (Date.parse(prev.to) < Date.parse(next.from)) forgotten += await forgetIds(db, prev.to, next.from)
+    if (prev.to !== next.from) forgotten += await forgetIds(db, prev.to, next.from)
   }
   return forgotten
 }
