@@ -60,6 +60,16 @@ const imported = await api<{ id: string; name: string }>('/api/v1/flows/', {
 if (imported.status !== 201)
   throw new Error(`import Basic Prompting: ${imported.status} ${JSON.stringify(imported.body)}`)
 const PROMPTING_NAME = imported.body.name
+const PROMPTING_ID = imported.body.id
+
+/** Waits, bounded by STEP_MS, until `done()` holds (checked every 10 ms). */
+async function waitUntil(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + STEP_MS
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a condition')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
 
 /**
  * A 500-message session, made with the run API while the browser starts: `long 0` alone first (so the
@@ -81,9 +91,9 @@ async function seedLongSession(): Promise<void> {
   await Promise.all(Array.from({ length: 4 }, worker))
 }
 
-/** Every message of a session, oldest first, straight from the API. */
-async function allMessages(sessionId: string): Promise<Msg[]> {
-  const query = new URLSearchParams({ flow_id: flowId as string, session_id: sessionId, limit: '1000' })
+/** Every message of a session (of Memory Echo unless named), oldest first, straight from the API. */
+async function allMessages(sessionId: string, flow = flowId as string): Promise<Msg[]> {
+  const query = new URLSearchParams({ flow_id: flow, session_id: sessionId, limit: '1000' })
   const res = await api<Msg[]>(`/api/v1/monitor/messages?${query}`)
   return res.body
 }
@@ -369,6 +379,30 @@ t.test('a failed run: a clear message, the stored error marked, the text kept to
   t.equal(await page.locator('#messages .message.error .badge').first().textContent(), 'Error')
   t.equal(await page.inputValue('#message-input'), 'this will fail', 'the message is kept to send again')
   model.mode = 'ok'
+})
+
+t.test('a run refused because another is in flight on the session: said in words, nothing stored', async (t) => {
+  // Another client's run on the open session, held by the model: the session is taken until it ends.
+  model.hold()
+  const calls = model.calls.length
+  const elsewhere = api<{ session_id: string }>(`/api/v1/run/${PROMPTING_ID}`, {
+    method: 'POST',
+    body: JSON.stringify({ input_value: 'from another client', session_id: 'streamed' }),
+  })
+  await waitUntil(() => model.calls.length > calls)
+  await page.fill('#message-input', 'while it runs')
+  await page.press('#message-input', 'Enter')
+  await page.locator('#notice', { hasText: 'Another run is still going on in this session' }).waitFor()
+  t.equal(await page.inputValue('#message-input'), 'while it runs', 'the message is kept to send again')
+  t.notOk(await page.locator('#send').isDisabled(), 'the page is not left running')
+  model.release()
+  t.equal((await elsewhere).status, 200, "the other client's run ends")
+  const texts = (await allMessages('streamed', PROMPTING_ID)).map((m) => m.text)
+  t.ok(texts.includes('from another client'), "the other client's run is stored")
+  t.notOk(texts.includes('while it runs'), 'the refused message is not stored')
+  await page.press('#message-input', 'Enter')
+  await page.locator('#messages .message.machine', { hasText: 'Streaming reply to: while it runs' }).waitFor()
+  t.pass('sent again once the other run ended, it runs')
 })
 
 t.test('the session list pages as it scrolls: 40 sessions, 30 at a time, none twice', async (t) => {

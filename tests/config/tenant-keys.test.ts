@@ -11,10 +11,11 @@ import { migrateMessageStore } from '../../services/message-store/src/plugins/ap
 import { migrateRunService, SCHEMA_TABLE } from '../../services/run-service/src/plugins/app/database.js'
 
 /**
- * Not tenant data, plain tables on the coordinator: Postgrator's bookkeeping (one per service), and the
- * retention sweeper's lease (one row for the whole database: at most one sweep at a time, migration 006).
+ * Not tenant data, plain tables on the coordinator: Postgrator's bookkeeping (one per service), the
+ * retention sweeper's lease (one row for the whole database: at most one sweep at a time, migration 006), and
+ * the run-service instances' leases (one row per process, the run-service's migration 005; a reference table).
  */
-const VERSION_TABLES = ['schemaversion', SCHEMA_TABLE, 'retention_sweep_lease']
+const VERSION_TABLES = ['schemaversion', SCHEMA_TABLE, 'retention_sweep_lease', 'run_service_instances']
 const TENANT = 'tenant_id'
 
 /** What in `schema` is not keyed tenant first, one line each (none: all is). */

@@ -341,6 +341,9 @@ const routes: Record<string, RouteFuzz> = {
           output_type: fc.option(fc.constantFrom('chat', 'text', 'any', 'debug')),
           output_component: fc.option(fc.oneof(text, fc.constantFrom('ChatOutput', 'ChatOutput-Dx2Eh', 'Chat Output'))),
           session_id: fc.option(sessionId.map(partValue)),
+          multitask_strategy: fc.option(
+            fc.oneof(fc.constantFrom('enqueue', 'reject', 'ENQUEUE', 'queue', ''), anyValue),
+          ),
           tweaks: fc.option(
             fc.dictionary(
               fc.oneof(text, fc.constantFrom('ChatInput', 'ChatOutput', 'Chat Output', 'Memory', 'Prompt')),
@@ -358,6 +361,35 @@ const routes: Record<string, RouteFuzz> = {
         },
         'tweaks',
       ),
+    ),
+  },
+  'POST /api/v1/responses': {
+    body: fc.oneof(
+      fc
+        .record(
+          {
+            model: fc.oneof(
+              { weight: 4, arbitrary: fc.constantFrom(...runFlows) },
+              known('flow').map(partValue),
+              known('endpoint').map(partValue),
+              text,
+            ),
+            input: text,
+            stream: fc.boolean(),
+            previous_response_id: fc.option(fc.oneof(known('session').map(partValue), text)),
+          },
+          { requiredKeys: ['model', 'input'] },
+        )
+        .map((json): Body => ({ json })),
+      someFields({
+        model: fc.oneof(fc.constantFrom(...runFlows), text),
+        input: fc.option(anyText),
+        stream: fc.option(fc.boolean()),
+        background: fc.boolean(),
+        previous_response_id: fc.option(sessionId.map(partValue)),
+        tools: fc.option(fc.array(json, { maxLength: 2 })),
+        include: fc.option(fc.array(text, { maxLength: 2 })),
+      }),
     ),
   },
   'GET /api/v1/monitor/messages': { body: null },
@@ -379,7 +411,11 @@ const routes: Record<string, RouteFuzz> = {
         files: fc.array(text, { maxLength: 3 }),
         edit: fc.boolean(),
         error: fc.boolean(),
-        properties: fc.dictionary(text, anyValue, { maxKeys: 4 }),
+        properties: fc.oneof(
+          fc.dictionary(text, anyValue, { maxKeys: 4 }),
+          // feedback as Langflow stores it, or of another type (422)
+          fc.record({ positive_feedback: fc.oneof(fc.boolean(), fc.constant(null), anyValue) }),
+        ),
       },
       'properties',
     ),
@@ -408,6 +444,14 @@ const routes: Record<string, RouteFuzz> = {
       .map((json): Body => ({ json })),
   },
   'GET /api/v1/monitor/sessions/{session_id}/export': { body: null, params: { session_id: sessionId } },
+  'POST /api/v1/monitor/sessions/{session_id}/fork': {
+    params: { session_id: sessionId },
+    body: someFields({
+      new_session_id: sessionId.map(partValue),
+      up_to_message_id: fc.oneof(known('message').map(partValue), uuidish),
+    }),
+  },
+  'GET /api/v1/monitor/feedback': { body: null },
   'GET /api/v1/monitor/sessions/export': { body: null },
   'DELETE /api/v1/monitor/sessions': { body: null },
   'GET /api/v1/monitor/retention': { body: null },
@@ -762,7 +806,18 @@ async function send(op: Operation, request: RequestValue) {
     if (typeof envelope?.detail !== 'string' || typeof envelope.code !== 'string')
       throw new Error(`not a {detail, code} envelope: ${what()}`)
   }
-  if (res.headers['content-type']?.toString().startsWith('text/event-stream')) {
+  if (res.headers['content-type']?.toString().startsWith('text/event-stream') && op.path === '/api/v1/responses') {
+    // OpenAI's response events: `event:` and `data:` lines, one completed or failed last, then `data: [DONE]`
+    const frames = res.body.split('\n\n').filter((frame) => frame.trim() !== '')
+    const types = frames
+      .slice(0, -1)
+      .map((frame) => (JSON.parse(frame.split('\ndata: ')[1] ?? '') as { type: string }).type)
+    const last = types.filter((type) => type === 'response.completed' || type === 'response.failed')
+    if (frames.at(-1) !== 'data: [DONE]' || last.length !== 1 || types.at(-1) !== last[0])
+      throw new Error(`response stream without one final event and [DONE]: ${what()}`)
+    const status = streamStatuses.slice(streamsBefore).find((s) => s >= 500)
+    if (status) throw new Error(`streamed response failed with ${status}: ${what()}`)
+  } else if (res.headers['content-type']?.toString().startsWith('text/event-stream')) {
     const events = res.body
       .split('\n\n')
       .filter((line) => line.trim() !== '')
@@ -787,6 +842,8 @@ async function send(op: Operation, request: RequestValue) {
       if (res.statusCode === 201 && typeof row.id === 'string') created.push(row.id)
       if (op.path.startsWith('/api/v1/monitor/messages') && 'text' in row) remember('message', row.id)
       remember('session', row.session_id)
+      // a response's id is its session
+      if (op.path === '/api/v1/responses') remember('session', row.id)
     }
   }
 }

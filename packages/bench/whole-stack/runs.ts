@@ -12,20 +12,27 @@
  * any is a failure of the bench).
  *
  * The stack as `pnpm start` runs it: the three services each in its own Node process (startStack, each service's
- * default settings: pools, LOG_LEVEL=info), in three set-ups, one after another:
+ * default settings: pools, LOG_LEVEL=info), in four set-ups, one after another:
  *   default:  Postgres + Redis (DATABASE_URL / REDIS_URL), logging at the default level (info);
- *   warn:     the same with LOG_LEVEL=warn: what logging costs;
+ *   no-rule:  the same with ONE_RUN_PER_SESSION=false: what one run at a time per session (issue 15) costs;
+ *   warn:     the same as default with LOG_LEVEL=warn: what logging costs;
  *   embedded: no DATABASE_URL / REDIS_URL: embedded PGlite and the in-process cache (the zero-install default).
  * Each set-up measures a bare-Fastify baseline (whole-stack/baseline.ts: parses the run body, answers the
  * recorded echo response) with the same load in the same sitting, so rows read as ratios on a noisy machine;
  * then CPU time per run of each process (from /proc: gateway, run-service, message-store, every Postgres
  * process, redis-server, the load generator), so the next person sees where the time goes.
  *
+ * Queueing (issue 15), in each set-up but warn: BENCH_RUNS_QUEUE_ROUNDS (10) times, 10 Memory Echo runs sent at
+ * once on one new session, then 10 at once on 10 new sessions; each run's time to its answer. With the rule, the
+ * runs on one session execute one after another: the difference of the two means is the queueing delay (the
+ * runs of the no-rule set-up overlap instead, and their replies miss each other's questions).
+ *
  * Targets (issue 13): echo run at the default configuration ≥ 1,100 runs/s with p99 < 50 ms; Memory Echo
  * ≥ 900 runs/s.
  *
  * Settings (environment): BENCH_RUNS_DURATION (s per round, 15), BENCH_RUNS_WARMUP (s, 5), BENCH_RUNS_ROUNDS (1),
- * BENCH_RUNS_CONNECTIONS (20), BENCH_RUNS_SESSIONS (200), BENCH_RUNS_SETUPS (default,warn,embedded),
+ * BENCH_RUNS_CONNECTIONS (20), BENCH_RUNS_SESSIONS (200), BENCH_RUNS_SETUPS (default,no-rule,warn,embedded),
+ * BENCH_RUNS_QUEUE_ROUNDS (10; 0: no queueing measurement),
  * BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_CPU_PROF=1 (profile the services into whole-stack/.profiles-runs/),
  * BENCH_QUIET_WAIT (s to wait for other processes to go quiet before each set-up, 20),
  * FIXTURES_DIR (default ../shared/fixtures beside the repository).
@@ -51,7 +58,10 @@ const WARMUP = positiveInt(env.BENCH_RUNS_WARMUP, 5)
 const ROUNDS = positiveInt(env.BENCH_RUNS_ROUNDS, 1)
 const CONNECTIONS = positiveInt(env.BENCH_RUNS_CONNECTIONS, 20)
 const SESSIONS = positiveInt(env.BENCH_RUNS_SESSIONS, 200)
-const SETUPS = (env.BENCH_RUNS_SETUPS ?? 'default,warn,embedded').split(',').map((s) => s.trim())
+const SETUPS = (env.BENCH_RUNS_SETUPS ?? 'default,no-rule,warn,embedded').split(',').map((s) => s.trim())
+const QUEUE_ROUNDS = Number(env.BENCH_RUNS_QUEUE_ROUNDS ?? 10)
+/** Runs sent at once in a queueing round. */
+const QUEUE_BURST = 10
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
 const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 20)
 
@@ -71,9 +81,18 @@ interface Setup {
   what: string
   postgres: boolean
   logLevel: string
+  /** More settings of the run-service. */
+  runService?: Record<string, string>
 }
 const ALL_SETUPS: Setup[] = [
   { id: 'default', what: 'Postgres + Redis, LOG_LEVEL default (info)', postgres: true, logLevel: 'info' },
+  {
+    id: 'no-rule',
+    what: 'Postgres + Redis, LOG_LEVEL default (info), ONE_RUN_PER_SESSION=false (runs of a session may overlap)',
+    postgres: true,
+    logLevel: 'info',
+    runService: { ONE_RUN_PER_SESSION: 'false' },
+  },
   { id: 'warn', what: 'Postgres + Redis, LOG_LEVEL=warn', postgres: true, logLevel: 'warn' },
   {
     id: 'embedded',
@@ -208,6 +227,61 @@ async function measureRuns(
   return row
 }
 
+interface QueueRow {
+  setup: string
+  /** Medians over the rounds (ms): the mean and the slowest of a burst's times to answer. */
+  oneSession: { mean: number; slowest: number }
+  sessions: { mean: number; slowest: number }
+}
+const queueRows: QueueRow[] = []
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN
+
+/** QUEUE_BURST Memory Echo runs sent at once; each one's time to its answer (ms). */
+async function burst(gateway: string, path: string, session: (i: number) => string, prefix: string) {
+  const started = performance.now()
+  return Promise.all(
+    Array.from({ length: QUEUE_BURST }, async (_, i) => {
+      await fetchExpecting(
+        `${gateway}${path}`,
+        {
+          method: 'POST',
+          headers: { 'x-api-key': API_KEY, 'content-type': 'application/json' },
+          body: JSON.stringify({ input_value: `${prefix}-${i}`, session_id: session(i) }),
+        },
+        200,
+        'queued run',
+      )
+      return performance.now() - started
+    }),
+  )
+}
+
+/** The queueing delay: bursts on one session against bursts on as many sessions (medians over the rounds). */
+async function measureQueueing(setup: Setup, gateway: string, path: string): Promise<QueueRow> {
+  const one: { mean: number; slowest: number }[] = []
+  const many: { mean: number; slowest: number }[] = []
+  const summary = (times: number[]) => ({
+    mean: times.reduce((a, b) => a + b, 0) / times.length,
+    slowest: Math.max(...times),
+  })
+  for (let r = 0; r < QUEUE_ROUNDS; r++) {
+    one.push(summary(await burst(gateway, path, () => `q-one-${r}`, `q${r}`)))
+    many.push(summary(await burst(gateway, path, (i) => `q-many-${r}-${i}`, `q${r}`)))
+  }
+  const row: QueueRow = {
+    setup: setup.id,
+    oneSession: { mean: median(one.map((b) => b.mean)), slowest: median(one.map((b) => b.slowest)) },
+    sessions: { mean: median(many.map((b) => b.mean)), slowest: median(many.map((b) => b.slowest)) },
+  }
+  log(
+    `  ${setup.id} queueing, ${QUEUE_BURST} Memory Echo runs at once: one session mean ${fmt(row.oneSession.mean, 1)} ms ` +
+      `(slowest ${fmt(row.oneSession.slowest, 1)}), ${QUEUE_BURST} sessions mean ${fmt(row.sessions.mean, 1)} ms ` +
+      `(slowest ${fmt(row.sessions.slowest, 1)})`,
+  )
+  return row
+}
+
 async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
   const usePostgres = setup.postgres && hasPostgres
   log(`\n${setup.id}: ${setup.what}${setup.postgres && !hasPostgres ? ' (no Postgres reachable: PGlite)' : ''}`)
@@ -218,7 +292,11 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
     persistentData: true,
     logLevel: setup.logLevel,
     cpuProfDir: CPU_PROF ? join(PROFILE_DIR, setup.id) : undefined,
-    env: { all: { NODE_ENV: 'production' }, gateway: { API_KEYS: `${TENANT}=${API_KEY}`, DATA_DIR: 'memory://' } },
+    env: {
+      all: { NODE_ENV: 'production' },
+      gateway: { API_KEYS: `${TENANT}=${API_KEY}`, DATA_DIR: 'memory://' },
+      'run-service': setup.runService,
+    },
     onLine: (_name, line, stream) => onServiceLine(line, stream),
     readyTimeoutMs: 90_000,
     stopTimeoutMs: 15_000,
@@ -296,6 +374,9 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
         rows.push(row)
       }
     }
+    if (setup.id !== 'warn' && QUEUE_ROUNDS > 0) {
+      queueRows.push(await measureQueueing(setup, gw, `/api/v1/run/${memory.id}`))
+    }
   } finally {
     if (baseline) await stopChild(baseline.child, { timeoutMs: 15_000 })
     await stack.stop().catch((err) => log(`could not stop the stack: ${err}`))
@@ -338,6 +419,22 @@ const totals = rows
     (r) => `${r.setup} ${r.scenario}: ${fmt(PROCS.reduce((s, p) => s + (r.cpu[p] ?? 0), 0))} µs of CPU per run in all`,
   )
 log(`\n${totals.join('\n')}`)
+if (queueRows.length > 0) {
+  log(
+    `\nqueueing: ${QUEUE_BURST} Memory Echo runs sent at once, medians over ${QUEUE_ROUNDS} rounds (ms to each answer)\n`,
+  )
+  log(
+    [
+      '| set-up | one session: mean | one session: slowest | distinct sessions: mean | distinct sessions: slowest | queueing delay (mean) |',
+      '|---|--:|--:|--:|--:|--:|',
+      ...queueRows.map(
+        (q) =>
+          `| ${q.setup} | ${fmt(q.oneSession.mean, 1)} | ${fmt(q.oneSession.slowest, 1)} | ${fmt(q.sessions.mean, 1)} | ` +
+          `${fmt(q.sessions.slowest, 1)} | ${fmt(q.oneSession.mean - q.sessions.mean, 1)} |`,
+      ),
+    ].join('\n'),
+  )
+}
 log(`(${fmt(serviceLines)} log lines written by the services)`)
 if (CPU_PROF) {
   for (const setup of SETUPS) {

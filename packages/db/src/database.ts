@@ -18,6 +18,12 @@ export interface Database extends Queryable {
   readonly schema: string
   /** Runs `fn` in one transaction on one connection; rolls back if it throws. */
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>
+  /**
+   * Calls `onPayload` with the payload of every NOTIFY on `channel` (Postgres: on a connection of its own,
+   * opened again after a failure, so a notification may be missed meanwhile: poll as well). Resolves the
+   * function that stops listening. Optional: a Database without it offers no notifications.
+   */
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 

@@ -52,7 +52,71 @@ export async function createPgDatabase(opts: PgDatabaseOptions): Promise<Databas
         client.release()
       }
     },
+    listen: (channel, onPayload) => listenOn(opts, channel, onPayload),
     close: () => pool.end(),
+  }
+}
+
+/** How long a lost listening connection waits before it connects again. */
+const RELISTEN_DELAY_MS = 500
+
+/**
+ * LISTEN on a connection of its own (a pooled one would be handed to other queries), connected again
+ * `RELISTEN_DELAY_MS` after it failed or could not connect (the first one included), until stopped.
+ */
+async function listenOn(
+  opts: PgDatabaseOptions,
+  channel: string,
+  onPayload: (payload: string) => void,
+): Promise<() => Promise<void>> {
+  let stopped = false
+  let client: pg.Client | undefined
+  let retry: NodeJS.Timeout | undefined
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({
+      connectionString: opts.connectionString,
+      connectionTimeoutMillis: opts.connectTimeoutMs,
+    })
+    const again = () => {
+      next.removeAllListeners()
+      next.on('error', () => {})
+      next.end().catch(() => {})
+      if (client === next) client = undefined
+      if (!stopped && retry === undefined) {
+        retry = setTimeout(() => {
+          retry = undefined
+          connect().catch(() => {})
+        }, RELISTEN_DELAY_MS)
+        retry.unref()
+      }
+    }
+    next.on('error', again)
+    next.on('end', again)
+    next.on('notification', (message) => {
+      if (message.channel === channel) onPayload(message.payload ?? '')
+    })
+    try {
+      await next.connect()
+      await next.query(`LISTEN ${quoteIdent(channel)}`)
+    } catch (error) {
+      again()
+      throw error
+    }
+    if (stopped) await next.end().catch(() => {})
+    else client = next
+  }
+  // a first connection that fails is tried again like a lost one
+  await connect().catch(() => {})
+  return async () => {
+    stopped = true
+    clearTimeout(retry)
+    const last = client
+    client = undefined
+    if (last) {
+      last.removeAllListeners()
+      last.on('error', () => {})
+      await last.end().catch(() => {})
+    }
   }
 }
 

@@ -38,6 +38,12 @@ export async function createPgliteDatabase(dataDir: string | undefined): Promise
           },
         }),
       ),
+    listen: async (channel, onPayload) => {
+      const unlisten = await db.listen(channel, onPayload)
+      return async () => {
+        if (!db.closed) await unlisten()
+      }
+    },
     close: async () => {
       if (!db.closed) await db.close()
     },

@@ -133,3 +133,30 @@ t.test('databaseErrorMeaning: unreachable, unstorable (NUL, lone surrogate), or 
   t.equal(databaseErrorMeaning(new Error('anything else')), undefined)
   t.equal(databaseErrorMeaning(undefined), undefined)
 })
+
+t.test('listen: the payloads of NOTIFY on a channel, until stopped', async (t) => {
+  const db = await openDatabase(t)
+  const channel = `dbtest_${randomBytes(4).toString('hex')}`
+  const received: string[] = []
+  const stop = await (db.listen as NonNullable<Database['listen']>)(channel, (payload) => received.push(payload))
+  await db.query('SELECT pg_notify($1, $2)', [channel, 'first'])
+  await db.query('SELECT pg_notify($1, $2)', ['some_other_channel', 'not for us'])
+  await db.query('SELECT pg_notify($1, $2)', [channel, '["a", "b"]'])
+  for (const deadline = Date.now() + 10_000; received.length < 2 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  t.same(received, ['first', '["a", "b"]'], 'in order, only its channel')
+  await stop()
+  await db.query('SELECT pg_notify($1, $2)', [channel, 'after the stop'])
+  // a marker on another channel, sent after it: once the marker is in, a late delivery would most likely be too
+  const check = `dbtest_${randomBytes(4).toString('hex')}`
+  const seen: string[] = []
+  const stopCheck = await (db.listen as NonNullable<Database['listen']>)(check, (payload) => seen.push(payload))
+  await db.query('SELECT pg_notify($1, $2)', [check, 'marker'])
+  for (const deadline = Date.now() + 10_000; seen.length < 1 && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  await stopCheck()
+  t.same(seen, ['marker'])
+  t.same(received, ['first', '["a", "b"]'], 'nothing after the stop')
+})

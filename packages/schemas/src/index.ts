@@ -1,4 +1,6 @@
 export * from './error.js'
+export * from './feedback.js'
+export * from './fork.js'
 export * from './headers.js'
 export * from './history.js'
 export * from './message.js'

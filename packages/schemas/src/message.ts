@@ -81,6 +81,24 @@ export type MessagesThenHistory = Static<typeof MessagesThenHistory>
 export const StoredThenHistory = Type.Object({ messages: Type.Array(Message), history: Type.Array(Message) })
 export type StoredThenHistory = Static<typeof StoredThenHistory>
 
+/**
+ * A message's feedback as Langflow stores it, in `properties.positive_feedback`: true (thumbs up), false
+ * (thumbs down) or null (none).
+ */
+export const PositiveFeedback = Type.Union([Type.Boolean(), Type.Null()], {
+  description: 'Feedback on the message: true (thumbs up), false (thumbs down) or null (none)',
+})
+
+/** The properties an edit sets (they replace the stored ones): free JSON, but `positive_feedback` is feedback. */
+export const MessageUpdateProperties = Type.Object(
+  { positive_feedback: Type.Optional(PositiveFeedback) },
+  {
+    additionalProperties: true,
+    description:
+      "Replaces the message's properties (Langflow's Properties). `positive_feedback`: true, false or null, else 422.",
+  },
+)
+
 /** Fields a monitor edit (PUT /api/v1/monitor/messages/{id}) may change. */
 export const MessageUpdate = Type.Object(
   {
@@ -91,7 +109,7 @@ export const MessageUpdate = Type.Object(
     files: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 100 })),
     edit: Type.Optional(Type.Boolean()),
     error: Type.Optional(Type.Boolean()),
-    properties: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    properties: Type.Optional(MessageUpdateProperties),
   },
   { additionalProperties: false },
 )

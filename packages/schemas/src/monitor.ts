@@ -50,6 +50,18 @@ export const SessionSummary = Type.Object({
   last_timestamp: Type.String(),
   last_text: Type.String(),
   metadata: SessionMetadata,
+  positive_feedback_count: Type.Integer({
+    description: 'Messages of the session with `properties.positive_feedback` true (thumbs up)',
+  }),
+  negative_feedback_count: Type.Integer({
+    description: 'Messages of the session with `properties.positive_feedback` false (thumbs down)',
+  }),
+  /** The sums of its messages' `properties.usage` (Langflow's names; 0 without any). */
+  usage: Type.Object({
+    input_tokens: Type.Integer(),
+    output_tokens: Type.Integer(),
+    total_tokens: Type.Integer(),
+  }),
 })
 export type SessionSummary = Static<typeof SessionSummary>
 

@@ -1,6 +1,7 @@
 // A fake OpenAI-compatible model for the tests and benchmarks: `POST /v1/chat/completions` on 127.0.0.1 (real
 // HTTP), answering as one JSON completion or as SSE chunks (one per word, then `[DONE]`), at once or at an LLM's
-// pace (`chunkIntervalMs`). It records every call, and can fail, hang, or hold its replies until the test
+// pace (`chunkIntervalMs`), with OpenAI's `usage` (fakeUsage; streamed: a last chunk when asked for with
+// `stream_options.include_usage`). It records every call, and can fail, hang, or hold its replies until the test
 // releases them.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -22,6 +23,8 @@ export interface ChatCall {
   user: string
   authorization: string | undefined
   messages: ChatMessage[]
+  /** `stream_options.include_usage`: a streamed reply ends with a usage chunk. */
+  includeUsage: boolean
 }
 
 export interface FakeModelOptions {
@@ -57,6 +60,19 @@ export interface FakeModel {
   release(): void
 }
 
+/** Words (runs of non-spaces) in a text: the fake model's "tokens". */
+const words = (text: string) => text.split(/\s+/).filter((word) => word !== '').length
+
+/**
+ * The usage the fake model reports for a call and its reply, in OpenAI's names: a token per word of every
+ * message (prompt) and of the reply (completion).
+ */
+export function fakeUsage(call: Pick<ChatCall, 'messages'>, reply: string) {
+  const prompt_tokens = call.messages.reduce((sum, message) => sum + words(message.content), 0)
+  const completion_tokens = words(reply)
+  return { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+}
+
 /** The reply the fake model gives by default: derived from the request, so tests can tell which request it answered. */
 export function fakeReply(user: string): string {
   return `You said: ${user}`
@@ -67,7 +83,12 @@ const FAILED = 'the fake model is broken'
 async function readCall(req: IncomingMessage): Promise<ChatCall> {
   let text = ''
   for await (const chunk of req) text += chunk
-  const body = JSON.parse(text) as { model: string; stream?: boolean; messages: ChatMessage[] }
+  const body = JSON.parse(text) as {
+    model: string
+    stream?: boolean
+    messages: ChatMessage[]
+    stream_options?: { include_usage?: boolean }
+  }
   return {
     model: body.model,
     stream: body.stream === true,
@@ -75,6 +96,7 @@ async function readCall(req: IncomingMessage): Promise<ChatCall> {
     user: body.messages.filter((m) => m.role === 'user').at(-1)?.content ?? '',
     authorization: req.headers.authorization,
     messages: body.messages,
+    includeUsage: body.stream_options?.include_usage === true,
   }
 }
 
@@ -110,7 +132,9 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
       res.on('close', () => fake.abandoned++)
       return
     }
-    const words = (opts.reply?.(call) ?? fakeReply(call.user)).split(/(?<= )/)
+    const reply = opts.reply?.(call) ?? fakeReply(call.user)
+    const usage = fakeUsage(call, reply)
+    const words = reply.split(/(?<= )/)
     const base = { id: 'chatcmpl-fake', created: 1, model: call.model }
     if (!call.stream) {
       await gate
@@ -119,6 +143,7 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
         ...base,
         object: 'chat.completion',
         choices: [{ index: 0, message, finish_reason: 'stop' }],
+        usage,
       })
     }
     const chunk = (delta: Record<string, string>, finish: string | null = null) =>
@@ -139,6 +164,10 @@ export async function startFakeModel(t: Teardown, opts: FakeModelOptions = {}): 
     }
     if (res.destroyed) return
     res.write(chunk({}, 'stop'))
+    // as OpenAI does: the usage in one more chunk, without choices, when asked for
+    if (call.includeUsage) {
+      res.write(`data: ${JSON.stringify({ ...base, object: 'chat.completion.chunk', choices: [], usage })}\n\n`)
+    }
     res.end('data: [DONE]\n\n')
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

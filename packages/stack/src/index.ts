@@ -27,6 +27,7 @@ export {
   type FakeModelMode,
   type FakeModelOptions,
   fakeReply,
+  fakeUsage,
   startFakeModel,
 } from './fake-model.js'
 export { freePort, freePorts } from './free-ports.js'

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import t from 'tap'
-import { fakeReply, freePorts, probeBackends, startFakeModel, stopChild, waitFor } from '../src/index.js'
+import { fakeReply, fakeUsage, freePorts, probeBackends, startFakeModel, stopChild, waitFor } from '../src/index.js'
 
 t.test('free ports differ, and a probe of a port where neither Postgres nor Redis answers', async (t) => {
   const ports = await freePorts(3)
@@ -73,6 +73,38 @@ t.test('the fake model answers, streams word by word, records every call', async
     )
   t.same(deltas, ['', 'You ', 'said: ', 'hi ', 'there', undefined], 'one chunk per word, then the finish')
   t.ok(streamed.endsWith('data: [DONE]\n\n'))
+})
+
+t.test("the fake model reports OpenAI's usage: in the answer, and streamed in a last chunk when asked", async (t) => {
+  const model = await startFakeModel(t)
+  const messages = [
+    { role: 'system', content: 'be brief' },
+    { role: 'user', content: 'hi there' },
+  ]
+  const usage = fakeUsage({ messages }, fakeReply('hi there'))
+  t.same(usage, { prompt_tokens: 4, completion_tokens: 4, total_tokens: 8 }, 'a token per word')
+  const plain = (await (await chat(model.url)).json()) as { usage: unknown }
+  t.same(plain.usage, usage)
+
+  const post = (body: Record<string, unknown>) =>
+    fetch(`${model.url}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', stream: true, messages, ...body }),
+    }).then((res) => res.text())
+  const chunks = (text: string) =>
+    text
+      .split('\n\n')
+      .filter((event) => event.startsWith('data: {'))
+      .map((event) => JSON.parse(event.slice(6)) as { choices: unknown[]; usage?: unknown })
+  const withUsage = chunks(await post({ stream_options: { include_usage: true } }))
+  t.same(withUsage.at(-1), { ...withUsage.at(-1), choices: [], usage }, 'the last chunk: no choices, the usage')
+  t.equal(model.calls.at(-1)?.includeUsage, true)
+  const without = chunks(await post({}))
+  t.notOk(
+    without.some((chunk) => 'usage' in chunk),
+    'no usage chunk unless asked for',
+  )
 })
 
 t.test('the fake model streams at the pace it is given, and may keep no calls', async (t) => {

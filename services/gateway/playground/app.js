@@ -347,6 +347,15 @@ function sessionItem(row) {
     time.dateTime = row.last_timestamp
     time.textContent = when(row.last_timestamp)
     meta.append(`${count} · `, time)
+    const up = row.positive_feedback_count ?? 0
+    const down = row.negative_feedback_count ?? 0
+    if (up > 0 || down > 0) {
+      const feedback = document.createElement('span')
+      feedback.className = 'feedback-counts'
+      feedback.setAttribute('aria-label', `${up} thumbs up, ${down} thumbs down`)
+      feedback.textContent = ` · 👍 ${up} · 👎 ${down}`
+      meta.append(feedback)
+    }
   }
   const preview = document.createElement('span')
   preview.className = 'preview'
@@ -542,11 +551,83 @@ function messageItem(message) {
   edit.setAttribute('aria-label', `Edit message from ${who.textContent}`)
   edit.addEventListener('click', () => startEdit(li, message))
   head.append(edit)
+  // a stored message (a streamed reply's bubble has no timestamp yet): fork from it; rate a reply
+  if (message.timestamp) {
+    if (!isUser && !isError) head.append(...feedbackButtons(li, message))
+    const fork = document.createElement('button')
+    fork.type = 'button'
+    fork.className = 'fork-button'
+    fork.textContent = 'Fork from here'
+    fork.title = 'Copy the conversation up to this message into a new session'
+    fork.setAttribute('aria-label', `Fork the conversation from this message of ${who.textContent}`)
+    fork.addEventListener('click', () => forkFrom(message, fork))
+    head.append(fork)
+  }
   const text = document.createElement('p')
   text.className = 'text'
   text.textContent = message.text ?? ''
   li.append(head, text)
   return li
+}
+
+/**
+ * Thumbs up and down on a reply: pressed shows the stored feedback; pressing the pressed one takes it back (null).
+ * @param {HTMLElement} li
+ * @param {Message} message
+ */
+function feedbackButtons(li, message) {
+  const current = message.properties?.positive_feedback
+  return /** @type {const} */ ([
+    [true, '👍', 'Good reply', 'thumbs-up'],
+    [false, '👎', 'Bad reply', 'thumbs-down'],
+  ]).map(([value, symbol, label, name]) => {
+    const button = document.createElement('button')
+    button.type = 'button'
+    button.className = `feedback-button ${name}`
+    button.textContent = symbol
+    button.title = label
+    button.setAttribute('aria-label', label)
+    button.setAttribute('aria-pressed', String(current === value))
+    button.addEventListener('click', async () => {
+      if (!state.api) return
+      button.disabled = true
+      try {
+        const updated = await state.api.setFeedback(message, current === value ? null : value)
+        const item = messageItem(updated)
+        li.replaceWith(item)
+        focusIn(item, `.${name}`)
+        announce(updated.properties?.positive_feedback === null ? 'Feedback removed' : 'Feedback saved')
+        void refreshSessions()
+      } catch (error) {
+        button.disabled = false
+        report(error)
+      }
+    })
+    return button
+  })
+}
+
+/**
+ * Copies the open session up to and including `message` into a new session, then opens it.
+ * @param {Message} message
+ * @param {HTMLButtonElement} button
+ */
+async function forkFrom(message, button) {
+  const api = state.api
+  const sessionId = state.open
+  if (!api || !sessionId || state.running) return
+  button.disabled = true
+  try {
+    const fork = await api.forkSession(state.flowId, sessionId, message.id)
+    state.sessions = [fork, ...state.sessions.filter((s) => s.session_id !== fork.session_id)]
+    renderSessions()
+    announce(`Forked into session ${fork.session_id}`)
+    await openSession(fork.session_id)
+    void refreshSessions()
+  } catch (error) {
+    button.disabled = false
+    report(error)
+  }
 }
 
 /** Adds a message at the end, or replaces the one shown with the same ID. @param {Message} message */

@@ -5,6 +5,7 @@ import { errorEnvelope, frameworkErrors, validation } from '@session-runtime/ser
 import Fastify, { type FastifyRequest, type RouteOptions } from 'fastify'
 import { type Config, instanceUrls } from './config.js'
 import { type ApiKeyEntry, withoutApiKeyParam } from './domain/api-keys.js'
+import { OPENAI_RESPONSE_STREAM } from './domain/event-stream-watch.js'
 import type { Upstream } from './domain/upstreams.js'
 import { Errors } from './errors.js'
 import accessLog, { accessLogController } from './plugins/app/access-log.js'
@@ -109,6 +110,13 @@ export async function buildApp(config: Config, options: GatewayOptions = {}) {
   const upstreams: Upstream[] = [
     { ...runService, prefix: '/api/v1/run', bodyLimit: limit(config.RUN_BODY_LIMIT_BYTES) },
     { ...runService, prefix: '/api/v1/flows', bodyLimit: limit(config.FLOWS_BODY_LIMIT_BYTES) },
+    // Langflow's OpenAI-compatible endpoint: runs, streamed as OpenAI's response events
+    {
+      ...runService,
+      prefix: '/api/v1/responses',
+      bodyLimit: limit(config.RUN_BODY_LIMIT_BYTES),
+      streamFormat: OPENAI_RESPONSE_STREAM,
+    },
     { ...messageStore, prefix: '/api/v1/monitor', bodyLimit: limit(config.BODY_LIMIT_BYTES) },
   ]
   // before the routes: the gateway's own OpenAPI document is generated from the routes registered after it

@@ -69,6 +69,7 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
   )
   for (const path of [
     '/api/v1/run/{flow_id_or_endpoint_name}',
+    '/api/v1/responses',
     '/api/v1/flows/',
     '/api/v1/flows/{id}',
     '/api/v1/monitor/messages',
@@ -76,6 +77,8 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
     '/api/v1/monitor/sessions',
     '/api/v1/monitor/retention',
     '/api/v1/monitor/retention/sweep',
+    '/api/v1/monitor/sessions/{session_id}/fork',
+    '/api/v1/monitor/feedback',
   ]) {
     t.ok(doc.paths[path], `${path} is documented`)
   }
@@ -113,6 +116,14 @@ t.test('the whole stack up: /docs and one merged document, without an API key', 
     required: ['session_id', 'outputs'],
   })
   t.match(run.responses['404']?.content?.['application/json']?.schema, { properties: { detail: {}, code: {} } })
+  // one run at a time per session (issue 15): the strategy in the body, the 409 of `reject`
+  const runBody = run.requestBody?.content['application/json']?.schema as
+    | { properties?: Record<string, unknown> }
+    | undefined
+  const strategy = JSON.stringify(runBody?.properties?.multitask_strategy ?? null)
+  t.match(strategy, /"enqueue"/, 'multitask_strategy: enqueue…')
+  t.match(strategy, /"reject"/, '…or reject')
+  t.match(run.responses['409']?.content?.['application/json']?.schema, { properties: { detail: {}, code: {} } })
 
   const importFlow = doc.paths['/api/v1/flows/']?.post as Operation
   t.same(importFlow.tags, ['Flows'])

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { EventStreamWatch, errorEvent, eventName } from '../src/domain/event-stream-watch.js'
+import { EventStreamWatch, errorEvent, eventName, OPENAI_RESPONSE_STREAM } from '../src/domain/event-stream-watch.js'
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const line = (event: string, data: unknown) => `${JSON.stringify({ event, data })}\n\n`
@@ -121,3 +121,34 @@ t.test('the chunks passed in are neither changed nor kept', async (t) => {
   watch.push(bytes(',"data":{}}\n\n'))
   t.ok(watch.final)
 })
+
+t.test(
+  "OpenAI's response events end with data: [DONE]; a stream stopped before gets OpenAI's error event",
+  async (t) => {
+    const sse = (type: string) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: 0 })}\n\n`
+    const openai = (...chunks: string[]) => {
+      const watch = new EventStreamWatch(OPENAI_RESPONSE_STREAM)
+      for (const chunk of chunks) watch.push(bytes(chunk))
+      return watch
+    }
+    const done = 'data: [DONE]\n\n'
+    t.equal(openai(sse('response.created'), sse('response.completed'), done).closing(MESSAGE), '', 'after [DONE]')
+    t.equal(openai(sse('response.completed'), 'data: [DONE]').closing(MESSAGE), '', 'a last [DONE] without its newline')
+    for (const [name, chunks] of [
+      ['nothing at all', []],
+      ['after an event', [sse('response.created')]],
+      ['after response.completed but no [DONE]', [sse('response.completed')]],
+      ['in the middle of a line', [sse('response.created'), 'event: response.output_text.delta\ndata: {"ty']],
+      ["Langflow's end event", [line('end', {})]],
+    ] as [string, string[]][]) {
+      const tail = openai(...chunks).closing(MESSAGE)
+      t.match(tail, /event: error\ndata: \{[^\n]*"code":"GATEWAY_STREAM_BROKEN"[^\n]*\}\n\ndata: \[DONE\]\n\n$/, name)
+      t.ok(tail.includes(JSON.stringify(MESSAGE)), `${name}: the message`)
+      t.ok(
+        /^(\n*)event: error/.test(tail) && (chunks.join('') + tail).includes('\n\nevent: error') === chunks.length > 0,
+        `${name}: on a line of its own`,
+      )
+    }
+    t.equal(watched(sse('response.completed'), done).closing(MESSAGE), ERROR, "Langflow's watch does not know [DONE]")
+  },
+)

@@ -52,7 +52,14 @@ t.test('every registered route but the allow-list answers 401 without a key, 403
   const { app, routes } = await gateway(t, { METRICS_TOKEN })
   const urls = new Set(routes.map((r) => r.url))
   // the listing works: the proxied prefixes and the public routes are all in it
-  for (const url of ['/api/v1/run', '/api/v1/run/*', '/api/v1/flows', '/api/v1/flows/*', '/api/v1/monitor/*']) {
+  for (const url of [
+    '/api/v1/run',
+    '/api/v1/run/*',
+    '/api/v1/responses',
+    '/api/v1/flows',
+    '/api/v1/flows/*',
+    '/api/v1/monitor/*',
+  ]) {
     t.ok(urls.has(url), `listed: ${url}`)
   }
   for (const url of ['/health', '/ready', '/docs', '/docs/json', '/playground/', '/metrics']) {

@@ -262,3 +262,41 @@ t.test('a client that goes away mid-stream still cancels the request to the run-
   await new Promise((r) => setTimeout(r, 100))
   t.same(logs.slice(before).filter(brokeOff), [], 'not taken for a broken stream')
 })
+
+t.test(
+  "OpenAI's response events (/api/v1/responses): [DONE] ends them; a broken one gets OpenAI's error event",
+  async (t) => {
+    const sse = (type: string) => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: 0 })}\n\n`
+    const DONE = 'data: [DONE]\n\n'
+    // the upstream reads the body before the scenario: what to do is told here
+    let cutNext = false
+    scenarios.set('responses', async (res) => {
+      streamEvents(res)
+      res.write(sse('response.created'))
+      if (cutNext) return void setTimeout(() => res.socket?.destroy(), 50)
+      res.end(`${sse('response.completed')}${DONE}`)
+    })
+    const respond = async (input: string) => {
+      cutNext = input === 'cut'
+      const res = await fetch(`${gatewayUrl}/api/v1/responses`, {
+        method: 'POST',
+        headers: { 'x-api-key': KEY, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'flow', input, stream: true }),
+        signal: AbortSignal.timeout(STEP_MS),
+      })
+      return { status: res.status, text: await res.text(), requestId: res.headers.get('x-request-id') ?? '' }
+    }
+    const whole = await respond('whole')
+    t.equal(
+      whole.text,
+      `${sse('response.created')}${sse('response.completed')}${DONE}`,
+      'nothing appended after [DONE]',
+    )
+
+    const cut = await respond('cut')
+    t.equal(cut.status, 200)
+    const message = brokenStreamMessage('run-service', cut.requestId)
+    const error = { type: 'error', code: 'GATEWAY_STREAM_BROKEN', message, param: null }
+    t.equal(cut.text, `${sse('response.created')}event: error\ndata: ${JSON.stringify(error)}\n\n${DONE}`)
+  },
+)

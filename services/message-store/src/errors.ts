@@ -15,6 +15,7 @@ export const Errors = {
   MessageNotFound: createError('MSGSTORE_MESSAGE_NOT_FOUND', 'Message not found', 404),
   SessionNotFound: createError('MSGSTORE_SESSION_NOT_FOUND', '%s', 404),
   SessionConflict: createError('MSGSTORE_SESSION_CONFLICT', '%s', 409),
+  InvalidForkPoint: createError('MSGSTORE_INVALID_FORK_POINT', '%s', 422),
   MessageIdConflict: createError('MSGSTORE_MESSAGE_ID_CONFLICT', '%s', 409),
   TooManyMetadataKeys: createError('MSGSTORE_TOO_MANY_METADATA_KEYS', '%s', 422),
   InvalidMetadataFilter: createError('MSGSTORE_INVALID_METADATA_FILTER', '%s', 400),

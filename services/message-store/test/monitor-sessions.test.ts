@@ -15,7 +15,11 @@ interface Summary {
   last_timestamp: string
   last_text: string
   metadata: Record<string, string>
+  usage: { input_tokens: number; output_tokens: number; total_tokens: number }
 }
+
+/** The usage of a session whose messages carry none. */
+const NO_USAGE = { input_tokens: 0, output_tokens: 0, total_tokens: 0 }
 
 type Query = Record<string, string | number>
 
@@ -108,6 +112,9 @@ function expectedSummaries(stored: Msg[]): Summary[] {
       last_timestamp: (ms.at(-1) as Msg).timestamp,
       last_text: (ms.at(-1) as Msg).text,
       metadata: {},
+      positive_feedback_count: 0,
+      negative_feedback_count: 0,
+      usage: NO_USAGE,
     }))
     .sort(
       (x, y) =>
@@ -298,6 +305,9 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     last_timestamp: q2.timestamp,
     last_text: 'q2',
     metadata: {},
+    positive_feedback_count: 0,
+    negative_feedback_count: 0,
+    usage: NO_USAGE,
   })
 
   const moved = await inject(A, 'PUT', `/api/v1/monitor/messages/${q1.id}`, {}, { session_id: 'side' })
@@ -311,6 +321,9 @@ t.test('GET sessions: counts and last text follow deletes, edits and moves', asy
     last_timestamp: q1.timestamp,
     last_text: 'q1',
     metadata: {},
+    positive_feedback_count: 0,
+    negative_feedback_count: 0,
+    usage: NO_USAGE,
   })
 
   // Deletes by tenant B change nothing.
@@ -604,3 +617,33 @@ t.test(
     assertError(t, notArray, 422, 'MSGSTORE_VALIDATION')
   },
 )
+
+t.test("GET sessions: usage sums the messages' properties.usage, and follows edits, deletes and moves", async (t) => {
+  const flow_id = randomUUID()
+  const usage = (input_tokens: unknown, output_tokens: unknown, total_tokens: unknown) => ({
+    properties: { usage: { input_tokens, output_tokens, total_tokens } },
+  })
+  const [, a1, , a2] = await storeEach(A, [
+    messageInput({ flow_id, session_id: 'tokens', text: 'q1' }),
+    messageInput({ flow_id, session_id: 'tokens', sender: 'Machine', text: 'a1', ...usage(10, 3, 13) }),
+    messageInput({ flow_id, session_id: 'tokens', text: 'q2' }),
+    messageInput({ flow_id, session_id: 'tokens', sender: 'Machine', text: 'a2', ...usage(20, 5, 25) }),
+    // not usage: ignored, never an error
+    messageInput({ flow_id, session_id: 'tokens', text: 'junk', ...usage('7', -1, 1.5) }),
+    messageInput({ flow_id, session_id: 'tokens', text: 'huge', ...usage(1e300, null, [1]) }),
+    messageInput({ flow_id, session_id: 'tokens', text: 'odd', properties: { usage: 'lots' } }),
+  ])
+  if (!a1 || !a2) throw new Error('store failed')
+  const one = async (session_id: string) =>
+    (await summaries(A, { flow_id })).body.find((s) => s.session_id === session_id)?.usage
+
+  t.same(await one('tokens'), { input_tokens: 30, output_tokens: 8, total_tokens: 38 })
+  const edited = await inject(A, 'PUT', `/api/v1/monitor/messages/${a2.id}`, {}, { ...usage(1, 1, 2) })
+  t.equal(edited.statusCode, 200, edited.body)
+  t.same(await one('tokens'), { input_tokens: 11, output_tokens: 4, total_tokens: 15 }, 'an edit is summed again')
+  t.equal((await inject(A, 'PUT', `/api/v1/monitor/messages/${a1.id}`, {}, { session_id: 'other' })).statusCode, 200)
+  t.same(await one('tokens'), { input_tokens: 1, output_tokens: 1, total_tokens: 2 }, 'a move takes its usage away')
+  t.same(await one('other'), { input_tokens: 10, output_tokens: 3, total_tokens: 13 }, 'to the other session')
+  t.equal((await inject(A, 'DELETE', '/api/v1/monitor/messages', {}, [a2.id])).statusCode, 204)
+  t.same(await one('tokens'), NO_USAGE, 'a delete too')
+})

@@ -24,6 +24,7 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
   const doc = res.json() as Doc
   t.match(doc.openapi, /^3\.1\./)
   t.same(Object.keys(doc.paths).sort(), [
+    '/api/v1/monitor/feedback',
     '/api/v1/monitor/messages',
     '/api/v1/monitor/messages/search',
     '/api/v1/monitor/messages/session/{old_session_id}',
@@ -36,9 +37,10 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
     '/api/v1/monitor/sessions/export',
     '/api/v1/monitor/sessions/{session_id}',
     '/api/v1/monitor/sessions/{session_id}/export',
+    '/api/v1/monitor/sessions/{session_id}/fork',
   ])
   const ops = Object.values(doc.paths).flatMap((item) => Object.values(item))
-  t.equal(ops.length, 16)
+  t.equal(ops.length, 18)
   t.ok(
     ops.every((op) => op.summary && op.tags?.length === 1 && op.tags[0] === 'Monitor' && op.responses),
     'every operation has a summary and the Monitor tag',
@@ -46,5 +48,13 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
   t.match(doc.paths['/api/v1/monitor/messages']?.get?.responses['200'], {
     headers: { 'x-next-cursor': { schema: { type: 'string' } } },
   })
+  t.match(doc.paths['/api/v1/monitor/feedback']?.get?.responses['200'], {
+    headers: { 'x-next-cursor': { schema: { type: 'string' } } },
+  })
+  const fork = doc.paths['/api/v1/monitor/sessions/{session_id}/fork']?.post
+  t.ok(
+    fork?.responses['201'] && fork.responses['404'] && fork.responses['409'] && fork.responses['422'],
+    'fork: 201/404/409/422',
+  )
   t.notMatch(res.body, /\/internal|\/health|\/ready|\/metrics/, 'no internal, health, readiness or metrics route')
 })

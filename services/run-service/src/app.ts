@@ -9,6 +9,7 @@ import database, { databaseOptions } from './plugins/app/database.js'
 import { errorOptions } from './plugins/app/error-handler.js'
 import exampleFlows from './plugins/app/example-flows.js'
 import metrics from './plugins/app/metrics.js'
+import sessionRuns from './plugins/app/session-runs.js'
 import unconfirmedMessages from './plugins/app/unconfirmed-messages.js'
 import messageStore from './plugins/external/message-store.js'
 import { createOpenAIModelPort } from './ports/openai-model.js'
@@ -47,6 +48,12 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     healthIntervalMs: config.MESSAGE_STORE_HEALTH_INTERVAL_MS,
   })
   await app.register(unconfirmedMessages, { intervalMs: config.UNCONFIRMED_SETTLE_INTERVAL_MS })
+  await app.register(sessionRuns, {
+    enabled: config.ONE_RUN_PER_SESSION,
+    leaseMs: config.RUN_SESSION_LEASE_MS,
+    heartbeatMs: config.RUN_SESSION_HEARTBEAT_MS,
+    pollMs: config.RUN_SESSION_POLL_MS,
+  })
   await app.register(internalAuth, { internalToken: config.INTERNAL_TOKEN, errors: Errors })
   await app.register(exampleFlows, { enabled: config.EXAMPLE_FLOWS, registry })
   // before the routes: the OpenAPI document is generated from the routes registered after it
@@ -56,6 +63,7 @@ export async function buildApp(config: Config, options: FastifyServerOptions = {
     tags: [
       { prefix: '/api/v1/run/', name: 'Run', description: 'Run a flow (Langflow-compatible)' },
       { prefix: '/api/v1/flows/', name: 'Flows', description: 'Import and manage Langflow flows' },
+      { prefix: '/api/v1/responses', name: 'OpenAI Responses API', description: 'Run a flow as an OpenAI model' },
     ],
   })
 

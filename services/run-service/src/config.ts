@@ -51,6 +51,20 @@ export const ConfigSchema = Type.Object({
   OPENAI_DEFAULT_MODEL: Type.Optional(Type.String()),
   /** A whole model call (streaming included) slower than this fails the run with a 502. */
   OPENAI_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 120_000 }),
+  /**
+   * One run at a time per (tenant, flow, session), across every instance (docs/run-service.md, "One run at a
+   * time per session"). `false` lets runs of a session overlap, as before issue 15: only to measure the cost.
+   */
+  ONE_RUN_PER_SESSION: Type.Boolean({ default: true }),
+  /**
+   * How long an instance's hold on its sessions (and its place in their queues) outlives its last heartbeat: a
+   * session held by an instance that died is free again after at most this, plus RUN_SESSION_POLL_MS.
+   */
+  RUN_SESSION_LEASE_MS: Type.Integer({ minimum: 200, default: 5000 }),
+  /** How often an instance renews its lease (at most half of RUN_SESSION_LEASE_MS). */
+  RUN_SESSION_HEARTBEAT_MS: Type.Integer({ minimum: 50, default: 1000 }),
+  /** How often a run waiting for its session asks again without a wake-up (LISTEN/NOTIFY is the usual one). */
+  RUN_SESSION_POLL_MS: Type.Integer({ minimum: 10, default: 1000 }),
   /** Store the built-in example flows (examples/*.json) for each tenant on its first request, once. */
   EXAMPLE_FLOWS: Type.Boolean({ default: true }),
 })
@@ -61,5 +75,10 @@ export type Config = Static<typeof ConfigSchema>
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config = envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
   parseBaseUrls(config.MESSAGE_STORE_URL, 'MESSAGE_STORE_URL')
+  if (config.RUN_SESSION_HEARTBEAT_MS * 2 > config.RUN_SESSION_LEASE_MS) {
+    throw new Error(
+      `RUN_SESSION_HEARTBEAT_MS (${config.RUN_SESSION_HEARTBEAT_MS}) must be at most half of RUN_SESSION_LEASE_MS (${config.RUN_SESSION_LEASE_MS})`,
+    )
+  }
   return config
 }

@@ -3,6 +3,7 @@ import { MessageStoreError, MessageStoreUnavailableError } from '@session-runtim
 import { commonErrors } from '@session-runtime/service-kit'
 import type { FastifyError } from 'fastify'
 import { EndpointNameConflictError, FlowNotFoundError } from './domain/flow-repository.js'
+import { SessionBusyError } from './domain/session-runs.js'
 import {
   ComponentFailedError,
   FlowInvalidError,
@@ -16,6 +17,7 @@ import {
 export const Errors = {
   ...commonErrors('RUNSVC'),
   FlowNotFound: createError('RUNSVC_FLOW_NOT_FOUND', 'Flow identifier %s not found', 404),
+  ResponseNotFound: createError('RUNSVC_RESPONSE_NOT_FOUND', "Previous response with id '%s' not found", 404),
   FlowInvalid: createError('RUNSVC_FLOW_INVALID', '%s', 422),
   EndpointNameConflict: createError('RUNSVC_ENDPOINT_NAME_CONFLICT', '%s', 409),
   MessageStoreUnavailable: createError('RUNSVC_MESSAGE_STORE_UNAVAILABLE', '%s', 503),
@@ -49,6 +51,7 @@ export const Errors = {
   ),
   ComponentFailed: createError('RUNSVC_COMPONENT_FAILED', '%s', 500),
   ModelProviderFailed: createError('RUNSVC_MODEL_PROVIDER_FAILED', '%s', 502),
+  SessionBusy: createError('RUNSVC_SESSION_BUSY', '%s', 409),
   RunCancelled: createError('RUNSVC_RUN_CANCELLED', 'The run was cancelled', 499),
   MessageStoreFailed: createError('RUNSVC_MESSAGE_STORE_FAILED', 'The message-store refused the request: %s', 502),
 }
@@ -69,6 +72,7 @@ export function toHttpError(err: unknown): FastifyError | undefined {
   if (err instanceof MessageStoreUnavailableError) return new Errors.MessageStoreUnavailable(err.message)
   if (err instanceof MessageStoreError) return new Errors.MessageStoreFailed(`${err.statusCode} ${err.code}`)
   if (err instanceof RunAbortedError) return new Errors.RunCancelled()
+  if (err instanceof SessionBusyError) return new Errors.SessionBusy(err.message)
   if (err instanceof ComponentFailedError) return componentFailure(err)
   return undefined
 }

@@ -1,4 +1,3 @@
-import type { Message } from '@session-runtime/schemas'
 import t from 'tap'
 import { ExampleFlowSeeder, exampleFlowId, loadExampleFlows, seedExampleFlows } from '../src/domain/example-flows.js'
 import { createFlow } from '../src/domain/flow-repository.js'
@@ -8,6 +7,7 @@ import {
   buildTestApp,
   internalHeaders,
   type MessageStore,
+  sessionMessages,
   startMessageStore,
   storageKind,
   type TestApp,
@@ -64,16 +64,8 @@ async function answer(app: TestApp, tenant: string, sessionId: string, input: st
   return body.outputs[0]?.outputs[0]?.outputs.message.message ?? '<none>'
 }
 
-async function storedMessages(tenant: string, flowId: string, sessionId: string): Promise<Message[]> {
-  const query = new URLSearchParams({ flow_id: flowId, session_id: sessionId })
-  const res = await store.inject({
-    method: 'GET',
-    url: `/api/v1/monitor/messages?${query}`,
-    headers: internalHeaders(tenant),
-  })
-  if (res.statusCode !== 200) throw new Error(`monitor: ${res.statusCode} ${res.body}`)
-  return res.json() as Message[]
-}
+const storedMessages = (tenant: string, flowId: string, sessionId: string) =>
+  sessionMessages(store, tenant, flowId, sessionId)
 
 async function seededRows(app: TestApp, tenant: string): Promise<number> {
   const { rows } = await app.db.query('SELECT tenant_id FROM example_flows_seeded WHERE tenant_id = $1', [tenant])

@@ -26,6 +26,7 @@ t.test('the OpenAPI document: internal (token, no tenant needed), public paths o
   t.same(Object.keys(doc.paths).sort(), [
     '/api/v1/flows/',
     '/api/v1/flows/{id}',
+    '/api/v1/responses',
     '/api/v1/run/{flow_id_or_endpoint_name}',
   ])
   t.same(Object.keys(doc.paths['/api/v1/flows/{id}'] ?? {}).sort(), ['delete', 'get', 'patch'])

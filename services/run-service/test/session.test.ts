@@ -1,8 +1,13 @@
 import t from 'tap'
 import {
+  builtInComponents,
   carriedSessionId,
   type FlowValue,
+  parseFlow,
+  planRun,
+  type RunRequest,
   resolveSessionId,
+  runnableGraph,
   runSessionId,
   type SessionCandidates,
 } from '../src/index.js'
@@ -317,4 +322,43 @@ t.test('top-level session_id: the first ChatInput in file order', async (t) => {
   t.equal(requested.response.session_id, 'asked')
   const emptyRequest = await run(harness(), flow(nodes), { session_id: '' })
   t.equal(emptyRequest.response.session_id, 'one', 'empty request session is absent')
+})
+
+t.test('planRun: the session a run takes its turn on is the session it reports (known before the run)', async (t) => {
+  const json = fixture('memory')
+  const chatInput = nodeIdOfType(json, 'ChatInput')
+  const planned = (request: RunRequest, j: FlowJson = json) =>
+    planRun(runnableGraph(parseFlow(j, builtInComponents)), FLOW_ID, request).sessionId
+  const cases: [string, RunRequest, FlowJson][] = [
+    ['the request’s', { input_value: 'a', session_id: 'req' }, json],
+    ['none: the flow ID', { input_value: 'a' }, json],
+    ['an empty session_id: the flow ID', { input_value: 'a', session_id: '' }, json],
+    ['the ChatInput’s tweak', { input_value: 'a', tweaks: { [chatInput]: { session_id: 'tweaked' } } }, json],
+  ]
+  const stored = structuredClone(json)
+  setValue(stored, chatInput, 'session_id', 'stored-s')
+  cases.push(['the ChatInput’s stored value', { input_value: 'a' }, stored])
+  cases.push(['the request beats the stored value', { input_value: 'a', session_id: 'req' }, stored])
+  for (const [what, request, flowJson] of cases) {
+    const { outcome } = await run(harness(), flowJson, request)
+    t.equal(planned(request, flowJson), outcome.sessionId, `${what}: ${outcome.sessionId}`)
+  }
+  t.equal(planned({ multitask_strategy: null }), FLOW_ID)
+  const wired = flow(
+    [node('SessionText', 'TextInput', { input_value: 'wired-s' }), node('In', 'ChatInput', { input_value: 'x' })],
+    [edge('SessionText', 'text', 'In', 'session_id')],
+  )
+  t.equal((await run(harness(), wired, {})).outcome.sessionId, 'wired-s', 'a session wired into the ChatInput…')
+  t.equal(planned({}, wired), FLOW_ID, '…is known only while running: the flow ID stands in')
+  t.equal(planned({ session_id: 'req' }, wired), 'req', 'unless the request names one')
+  t.equal(
+    planRun(runnableGraph(parseFlow(json, builtInComponents)), FLOW_ID, {}).multitaskStrategy,
+    'enqueue',
+    'enqueue by default',
+  )
+  t.equal(
+    planRun(runnableGraph(parseFlow(json, builtInComponents)), FLOW_ID, { multitask_strategy: 'reject' })
+      .multitaskStrategy,
+    'reject',
+  )
 })

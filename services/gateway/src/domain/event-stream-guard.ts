@@ -1,5 +1,5 @@
 import { type Readable, Transform } from 'node:stream'
-import { EventStreamWatch } from './event-stream-watch.js'
+import { EventStreamWatch, LANGFLOW_STREAM, type StreamFormat } from './event-stream-watch.js'
 
 /** What a client of a broken streamed run is told, as the stream's last event. */
 export function brokenStreamMessage(upstream: string, requestId: string): string {
@@ -9,14 +9,16 @@ export function brokenStreamMessage(upstream: string, requestId: string): string
 /**
  * A streamed answer (`text/event-stream`) passed on chunk by chunk as it arrives, with one `error` event added
  * at its end when it stops (the connection to the service cut, or its body ended) without a last `end` or
- * `error` event: the stream never just stops (spec §3). Nothing is added after a final event, nor for a client
+ * `error` event (`format`: Langflow's; OpenAI's response events end with `data: [DONE]` instead): the stream
+ * never just stops (spec §3). Nothing is added after a final event, nor for a client
  * that went away: then the answer from upstream is dropped (and its request cancelled, see routes/proxy).
  */
 export function guardEventStream(
   body: Readable,
   closing: { message: () => string; onAppend: (cause: string) => void },
+  format: StreamFormat = LANGFLOW_STREAM,
 ): Readable {
-  const watch = new EventStreamWatch()
+  const watch = new EventStreamWatch(format)
   let cause = 'the body ended without an end or error event'
   const out = new Transform({
     transform(chunk: Buffer, _encoding, done) {

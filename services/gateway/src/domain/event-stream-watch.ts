@@ -34,7 +34,40 @@ export function errorEvent(message: string): string {
   return `${JSON.stringify({ event: 'error', data: { error: message } })}\n\n`
 }
 
+/** How a kind of stream ends, and what is appended to one that stopped without its end. */
+export interface StreamFormat {
+  /** Whether the last complete (non-blank) line of a stream is its final one. */
+  isFinal(line: string): boolean
+  /** What ends a stream that stopped without its final line: an error, in the stream's own framing. */
+  errorEvent(message: string): string
+}
+
+/** Langflow's streamed runs (`/api/v1/run`): the last event is `end` or `error`. */
+export const LANGFLOW_STREAM: StreamFormat = {
+  isFinal: (line) => FINAL_EVENTS.has(eventName(line) ?? ''),
+  errorEvent,
+}
+
+/**
+ * OpenAI's server-sent response events (`/api/v1/responses`: `event:` and `data:` lines), which end with
+ * `data: [DONE]`; a broken one gets OpenAI's `error` event (its SDKs raise it as an error), then `[DONE]`.
+ */
+export const OPENAI_RESPONSE_STREAM: StreamFormat = {
+  isFinal: (line) => line.trim() === 'data: [DONE]',
+  errorEvent: (message) =>
+    `event: error\ndata: ${JSON.stringify({ type: 'error', code: 'GATEWAY_STREAM_BROKEN', message, param: null })}\n\n` +
+    'data: [DONE]\n\n',
+}
+
 export class EventStreamWatch {
+  readonly #format: StreamFormat
+  /** The last complete line's verdict (`#format.isFinal`), worked out when asked for. */
+  #lastFinal: boolean | typeof UNREAD = false
+
+  constructor(format: StreamFormat = LANGFLOW_STREAM) {
+    this.#format = format
+  }
+
   /** The bytes of the line under way (not yet ended by a newline). */
   #line: Uint8Array[] = []
   #lineBytes = 0
@@ -66,10 +99,14 @@ export class EventStreamWatch {
     return this.#lastEvent
   }
 
-  /** Whether the stream may stop here: its last event is `end` or `error` (a last line without its newline too). */
+  /**
+   * Whether the stream may stop here: its last line is final (Langflow's: its event is `end` or `error`), a last
+   * line without its newline too.
+   */
   get final(): boolean {
-    if (FINAL_EVENTS.has(this.lastEvent ?? '')) return true
-    return this.#lineBytes > 0 && FINAL_EVENTS.has(eventName(this.#pending()) ?? '')
+    if (this.#lastFinal === UNREAD) this.#lastFinal = this.#format.isFinal(decoder.decode(this.#lastLine))
+    if (this.#lastFinal) return true
+    return this.#lineBytes > 0 && this.#format.isFinal(this.#pending())
   }
 
   /**
@@ -79,7 +116,7 @@ export class EventStreamWatch {
   closing(message: string): string {
     if (this.final) return ''
     const separator = this.#started ? '\n'.repeat(Math.max(0, 2 - this.#trailingNewlines)) : ''
-    return separator + errorEvent(message)
+    return separator + this.#format.errorEvent(message)
   }
 
   #collect(bytes: Uint8Array): void {
@@ -100,6 +137,7 @@ export class EventStreamWatch {
     this.#trailingNewlines = 1
     this.#lastLine = line
     this.#lastEvent = UNREAD
+    this.#lastFinal = UNREAD
   }
 
   /** The line under way, decoded. */

@@ -1,3 +1,5 @@
+import type { StreamFormat } from './event-stream-watch.js'
+
 /** A service behind the gateway: its instances' base URLs (requests are spread over them). */
 export interface Service {
   name: string
@@ -7,6 +9,8 @@ export interface Service {
 
 /** A service behind the gateway, as one public path prefix routed to it. */
 export interface Upstream extends Service {
+  /** How its streamed answers end (domain/event-stream-watch); default Langflow's events. */
+  streamFormat?: StreamFormat
   /** Public path prefix, forwarded unchanged. */
   prefix: string
   /**

@@ -1,4 +1,5 @@
-import { NEXT_CURSOR_HEADER } from '@session-runtime/schemas'
+import { Message, NEXT_CURSOR_HEADER } from '@session-runtime/schemas'
+import { Type } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
 
 /**
@@ -23,3 +24,13 @@ export function sendPage(reply: FastifyReply, page: { body: string; nextCursor: 
   if (page.nextCursor) reply.header(NEXT_CURSOR_HEADER, page.nextCursor)
   return sendSerialized(reply, 200, page.body)
 }
+
+/** Response headers of a keyset-paged list (documentation only: @fastify/swagger reads a map of header name → schema). */
+export const NextCursor = {
+  [NEXT_CURSOR_HEADER]: Type.String({
+    description: 'The cursor of the next page; present if and only if more rows follow',
+  }),
+}
+
+/** The 200 response of a keyset-paged list of messages: the array, and the next page's cursor header. */
+export const MessagePage = Type.Array(Message, { headers: NextCursor })

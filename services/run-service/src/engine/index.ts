@@ -27,6 +27,23 @@ export type {
 } from './graph-model.js'
 export type { MessageDraft } from './messages.js'
 export {
+  frameResponseEvent,
+  hasChatInput,
+  OutputMessage,
+  openAIError,
+  outputMessage,
+  outputTextOf,
+  type ResponseEvent,
+  ResponseEvents,
+  ResponseObject,
+  ResponsesRequest,
+  responseObject,
+  responseSessionId,
+  responseUsage,
+  runRequestOf,
+  STREAM_DONE,
+} from './openai-responses.js'
+export {
   type CompletionRequest,
   type CompletionResult,
   type HistoryRequest,
@@ -37,6 +54,8 @@ export {
   type PortOptions,
   type RunEvent,
   type RunListener,
+  type TokenUsage,
+  tokenUsage,
 } from './ports.js'
 export { builtInComponents, createRegistry } from './registry.js'
 export { OutputValue, ResultData, ResultMessage, RunRequest, RunResponse } from './run-contract.js'

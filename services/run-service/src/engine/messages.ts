@@ -122,11 +122,18 @@ export interface PlainMessageFields {
   sessionId?: string
   sender?: string
   senderName?: string
+  /** Properties over the defaults (a model's reply: its `usage`). */
+  properties?: Record<string, unknown>
 }
 
 /** An unstored Message wrapping a value, e.g. a Prompt's text or a model's reply. */
 export function plainMessage(fields: PlainMessageFields): Message {
-  const draft = { text: fields.text, sender: fields.sender ?? '', senderName: fields.senderName ?? '' }
+  const draft = {
+    text: fields.text,
+    sender: fields.sender ?? '',
+    senderName: fields.senderName ?? '',
+    ...(fields.properties ? { properties: messageProperties(fields.properties) } : {}),
+  }
   return localMessage(
     messageInput(draft, { id: randomUUID(), flowId: fields.flowId, sessionId: fields.sessionId ?? '' }),
   )

@@ -65,9 +65,18 @@ export interface CompletionRequest {
   onToken?: (chunk: string) => void
 }
 
+/** The tokens a model call used, as the provider reports them, in Langflow's names (`properties.usage`). */
+export interface TokenUsage {
+  input_tokens: number
+  output_tokens: number
+  total_tokens: number
+}
+
 export interface CompletionResult {
   /** The complete reply. */
   text: string
+  /** What the provider reported (`usage`; streamed: the last chunk's, asked for with `include_usage`). */
+  usage?: TokenUsage
 }
 
 /** The model provider. Throw ModelProviderError when the provider fails or times out (a 502). */
@@ -86,3 +95,18 @@ export interface ModelDefaults {
 export type RunEvent = { event: 'add_message'; data: Message } | { event: 'token'; data: { chunk: string; id: string } }
 
 export type RunListener = (event: RunEvent) => void
+
+/**
+ * A provider's `usage` (OpenAI's `prompt_tokens`, `completion_tokens`, `total_tokens`) in Langflow's names;
+ * undefined when it reports none (or nothing usable). A missing total is the sum of the other two.
+ */
+export function tokenUsage(reported: unknown): TokenUsage | undefined {
+  if (typeof reported !== 'object' || reported === null) return undefined
+  const { prompt_tokens, completion_tokens, total_tokens } = reported as Record<string, unknown>
+  const count = (value: unknown) =>
+    Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : undefined
+  const input = count(prompt_tokens)
+  const output = count(completion_tokens)
+  if (input === undefined || output === undefined) return undefined
+  return { input_tokens: input, output_tokens: output, total_tokens: count(total_tokens) ?? input + output }
+}

@@ -22,6 +22,12 @@ export const RunRequest = Type.Object(
      * key), by the same statement that stores the run's first message there.
      */
     session_metadata: nullable(SessionMetadataPatch),
+    /**
+     * Not Langflow's (LangGraph's name): what a run does when another run is in flight on its session.
+     * `enqueue` (default): it waits, runs of a session execute one after another in arrival order; `reject`:
+     * it is refused with a 409 and stores nothing.
+     */
+    multitask_strategy: nullable(Type.Union([Type.Literal('enqueue'), Type.Literal('reject')])),
   },
   { $id: 'RunRequest' },
 )

@@ -27,10 +27,14 @@ export interface ChatStreamOptions {
 interface ChunkData {
   error?: object
   choices?: { delta?: { content?: unknown } }[]
+  usage?: unknown
 }
 
-/** The reply's whole text, once the stream ends (`[DONE]` or the end of the body). */
-export async function streamChatCompletion(opts: ChatStreamOptions): Promise<string> {
+/**
+ * The reply's whole text, once the stream ends (`[DONE]` or the end of the body), and the provider's `usage`
+ * (asked for with `stream_options.include_usage`: the last chunk, whose `choices` is empty, carries it).
+ */
+export async function streamChatCompletion(opts: ChatStreamOptions): Promise<{ text: string; usage?: unknown }> {
   const url = `${opts.baseURL.replace(/\/+$/, '')}/chat/completions`
   let res: Dispatcher.ResponseData
   try {
@@ -43,7 +47,7 @@ export async function streamChatCompletion(opts: ChatStreamOptions): Promise<str
         accept: 'text/event-stream',
         authorization: `Bearer ${opts.apiKey}`,
       },
-      body: JSON.stringify({ ...opts.body, stream: true }),
+      body: JSON.stringify({ ...opts.body, stream: true, stream_options: { include_usage: true } }),
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
     })
@@ -57,6 +61,7 @@ export async function streamChatCompletion(opts: ChatStreamOptions): Promise<str
     throw OpenAI.APIError.generate(res.statusCode, json, json === undefined ? text : undefined, headersOf(res))
   }
   let text = ''
+  let usage: unknown
   let done = false
   const events = new ServerSentEvents()
   const decoder = new TextDecoder()
@@ -72,6 +77,7 @@ export async function streamChatCompletion(opts: ChatStreamOptions): Promise<str
         const data = JSON.parse(event.data) as ChunkData
         if (event.event === 'error') throw new OpenAI.APIError(undefined, data.error, undefined, undefined)
         if (data?.error) throw new OpenAI.APIError(undefined, data.error, undefined, headersOf(res))
+        if (data?.usage) usage = data.usage
         const piece = data?.choices?.[0]?.delta?.content
         if (typeof piece !== 'string' || piece === '') continue
         text += piece
@@ -82,7 +88,7 @@ export async function streamChatCompletion(opts: ChatStreamOptions): Promise<str
     // a failure before the end: the rest is not read, the connection not reused
     if (!res.body.readableEnded) res.body.destroy()
   }
-  return text
+  return { text, usage }
 }
 
 /** One event of a server-sent event stream: its `event` field (if any) and its data lines joined. */

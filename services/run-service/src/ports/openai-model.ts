@@ -7,6 +7,7 @@ import {
   type ModelPort,
   ModelProviderError,
   type PortOptions,
+  tokenUsage,
 } from '../engine/index.js'
 import { streamChatCompletion } from './chat-stream.js'
 
@@ -57,9 +58,9 @@ export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPor
         const completion = await client.chat.completions.create({ ...params, stream: false }, { signal: callSignal })
         const text = completion.choices[0]?.message?.content
         if (typeof text !== 'string') throw new ModelProviderError('the model provider answered without a message')
-        return { text }
+        return withUsage(text, completion.usage)
       }
-      const text = await streamChatCompletion({
+      const { text, usage } = await streamChatCompletion({
         dispatcher: streams,
         baseURL: request.baseUrl,
         apiKey: request.apiKey || NO_KEY,
@@ -69,7 +70,7 @@ export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPor
         onPiece: (piece) => request.onToken?.(piece),
       })
       if (callSignal.aborted) throw callSignal.reason
-      return { text }
+      return withUsage(text, usage)
     } catch (error) {
       if (signal.aborted) throw signal.reason
       if (timer.signal.aborted) {
@@ -90,6 +91,12 @@ export function createOpenAIModelPort(options: OpenAIModelPortOptions): ModelPor
       await streams.close()
     },
   }
+}
+
+/** The result, with the provider's usage when it reported one. */
+function withUsage(text: string, reported: unknown): CompletionResult {
+  const usage = tokenUsage(reported)
+  return usage ? { text, usage } : { text }
 }
 
 function providerError(error: unknown): ModelProviderError {

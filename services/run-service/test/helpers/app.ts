@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { buildApp as buildMessageStore } from '@session-runtime/message-store/app'
 import { loadConfig as loadMessageStoreConfig } from '@session-runtime/message-store/config'
-import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
+import { INTERNAL_TOKEN_HEADER, type Message, TENANT_HEADER } from '@session-runtime/schemas'
 import { dropTestSchemas, testStorageEnv } from '@session-runtime/stack'
-import type { FastifyServerOptions } from 'fastify'
+import type { FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { type Config, loadConfig } from '../../src/config.js'
@@ -22,15 +22,37 @@ export function uniqueName(prefix: string): string {
 
 export type MessageStore = Awaited<ReturnType<typeof buildMessageStore>> & { url: string }
 
+/** A session's stored messages, as the message-store's monitor API lists them. */
+export async function sessionMessages(
+  store: MessageStore,
+  tenant: string,
+  flowId: string,
+  sessionId: string,
+): Promise<Message[]> {
+  const query = new URLSearchParams({ flow_id: flowId, session_id: sessionId })
+  const res = await store.inject({
+    method: 'GET',
+    url: `/api/v1/monitor/messages?${query}`,
+    headers: internalHeaders(tenant),
+  })
+  if (res.statusCode !== 200) throw new Error(`monitor: ${res.statusCode} ${res.body}`)
+  return res.json() as Message[]
+}
+
 /**
  * The real message-store, listening on 127.0.0.1 with a free port, on its own
  * Postgres schema (or in-memory PGlite) and in-process cache; closed and dropped when the test ends.
+ * `onRequest`: a hook of the test's (e.g. to hold a write).
  */
-export async function startMessageStore(t: Test): Promise<MessageStore> {
+export async function startMessageStore(
+  t: Test,
+  opts: { onRequest?: (request: FastifyRequest) => Promise<void> } = {},
+): Promise<MessageStore> {
   const schema = uniqueName('ms')
   const store = await buildMessageStore(
     loadMessageStoreConfig(testStorageEnv(schema, INTERNAL_TOKEN) as NodeJS.ProcessEnv),
   )
+  if (opts.onRequest) store.addHook('onRequest', opts.onRequest)
   await store.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await store.close()
@@ -47,6 +69,11 @@ export interface TestAppOptions {
   messageStoreUrl?: string
   /** Fastify server options, e.g. a logger writing to a test stream. */
   server?: FastifyServerOptions
+  /**
+   * The Postgres schema of another test app, for a second instance sharing its database (real Postgres only:
+   * PGlite is embedded in one app); left for that app to drop.
+   */
+  schema?: string
 }
 
 export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string }
@@ -56,7 +83,7 @@ export type TestApp = Awaited<ReturnType<typeof buildApp>> & { schema: string }
  * PGlite), so test files can run in parallel; the schema is dropped when the test ends.
  */
 export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<TestApp> {
-  const schema = uniqueName('rs')
+  const schema = opts.schema ?? uniqueName('rs')
   const env: Record<string, string | undefined> = {
     ...testStorageEnv(schema, INTERNAL_TOKEN),
     MESSAGE_STORE_URL: opts.messageStoreUrl ?? 'http://127.0.0.1:1',
@@ -67,7 +94,7 @@ export async function buildTestApp(t: Test, opts: TestAppOptions = {}): Promise<
   await app.ready()
   t.teardown(async () => {
     await app.close()
-    await dropSchema(schema)
+    if (!opts.schema) await dropSchema(schema)
   })
   return Object.assign(app, { schema })
 }

@@ -162,14 +162,18 @@ export default async function proxyRoutes(app: FastifyInstance, opts: ProxyOptio
             if (!/^text\/event-stream\b/i.test(String(reply.getHeader('content-type') ?? ''))) return reply.send(body)
             reply.removeHeader('content-length')
             reply.send(
-              guardEventStream(body, {
-                message: () => brokenStreamMessage(upstream.name, request.id),
-                onAppend: (cause) =>
-                  request.log.warn(
-                    { upstream: upstream.name, cause },
-                    'streamed answer broke off without an end or error event: error event appended',
-                  ),
-              }),
+              guardEventStream(
+                body,
+                {
+                  message: () => brokenStreamMessage(upstream.name, request.id),
+                  onAppend: (cause) =>
+                    request.log.warn(
+                      { upstream: upstream.name, cause },
+                      'streamed answer broke off without an end or error event: error event appended',
+                    ),
+                },
+                upstream.streamFormat,
+              ),
             )
           },
         },

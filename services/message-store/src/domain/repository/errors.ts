@@ -9,3 +9,5 @@ export class SessionNotFoundError extends Error {}
 export class SessionConflictError extends Error {}
 export class MessageNotFoundError extends Error {}
 export class MetadataLimitError extends Error {}
+/** A fork's `up_to_message_id` is no message of the forked session. */
+export class ForkPointError extends Error {}

@@ -2,7 +2,9 @@ import type { Database } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
 import { HISTORY_COLUMNS, type SessionAppend, type SessionChange } from './changes.js'
 import { MessageIdConflictError } from './errors.js'
+import { FEEDBACK_COUNTS } from './feedback.js'
 import { withRetry } from './retry.js'
+import { cappedTokens } from './sessions.js'
 
 /**
  * The write path: one INSERT statement stores the messages of one or more callers (group commit),
@@ -37,7 +39,7 @@ export interface InsertResult {
   inserted: number
 }
 
-const INSERT_SQL = `
+export const INSERT_SQL = `
 WITH input AS (
   SELECT * FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
     tenant_id text, id uuid, flow_id uuid, session_id text, sender text, sender_name text, text text,
@@ -56,7 +58,10 @@ firsts AS (
 ids AS (
   INSERT INTO message_ids AS l (tenant_id, id, ts)
   SELECT tenant_id, id, clock_timestamp() FROM firsts i
-  WHERE NOT EXISTS (SELECT 1 FROM message_ids o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id)
+  -- A scalar subquery, not NOT EXISTS: Postgres turns NOT EXISTS into a hash anti join over a sequential scan
+  -- of the ids while the table is small or not yet analyzed (every write then cost O(table): 2.4 ms of
+  -- backend CPU per 2-row write at 16,000 rows, against 0.87 ms); a subquery runs per input row, by index.
+  WHERE (SELECT o.tenant_id FROM message_ids o WHERE o.id = i.id AND o.tenant_id <> i.tenant_id LIMIT 1) IS NULL
   ORDER BY ord
   ON CONFLICT (tenant_id, id) DO NOTHING
   RETURNING l.tenant_id, l.id, l.ts
@@ -70,12 +75,16 @@ ins AS (
     coalesce(content_blocks, '[]'), coalesce(context_id, '')
   FROM firsts i JOIN ids d ON d.tenant_id = i.tenant_id AND d.id = i.id
   ORDER BY ord
-  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, ${HISTORY_COLUMNS}
+  RETURNING m.tenant_id, m.id, m.flow_id, m.session_id, m.ts, m.seq, m.text, m.error, m.properties, ${HISTORY_COLUMNS},
+    usage_tokens(m.properties, 'input_tokens') AS input_tokens, usage_tokens(m.properties, 'output_tokens') AS output_tokens,
+    usage_tokens(m.properties, 'total_tokens') AS total_tokens
 ),
 agg AS (
   SELECT tenant_id, flow_id, session_id, count(*) AS n, min(ts) AS first_ts, max(ts) AS last_ts,
-    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text
-  FROM ins GROUP BY tenant_id, flow_id, session_id
+    (array_agg(text ORDER BY ts DESC, seq DESC))[1] AS last_text, ${FEEDBACK_COUNTS},
+    ${cappedTokens('sum(input_tokens)')} AS input_tokens, ${cappedTokens('sum(output_tokens)')} AS output_tokens,
+    ${cappedTokens('sum(total_tokens)')} AS total_tokens
+  FROM ins m GROUP BY tenant_id, flow_id, session_id
 ),
 -- Per session, the merge of the session_metadata of its inserted messages (a later message's key wins;
 -- null removes a key), applied with the messages: a run's metadata is on its session with its first message.
@@ -88,9 +97,9 @@ meta AS (
 ),
 up AS (
   INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version,
-    metadata)
+    metadata, positive_feedback_count, negative_feedback_count, input_tokens, output_tokens, total_tokens)
   SELECT a.tenant_id, a.flow_id, a.session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq'),
-    coalesce(session_metadata_merge('{}', x.patch), '{}')
+    coalesce(session_metadata_merge('{}', x.patch), '{}'), positive, negative, input_tokens, output_tokens, total_tokens
   FROM agg a LEFT JOIN meta x ON x.tenant_id = a.tenant_id AND x.flow_id = a.flow_id AND x.session_id = a.session_id
   ORDER BY a.tenant_id, a.flow_id, a.session_id
   ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
@@ -98,9 +107,14 @@ up AS (
       WHERE x.tenant_id = excluded.tenant_id AND x.flow_id = excluded.flow_id AND x.session_id = excluded.session_id)),
       s.metadata),
     message_count = s.message_count + excluded.message_count,
+    positive_feedback_count = s.positive_feedback_count + excluded.positive_feedback_count,
+    negative_feedback_count = s.negative_feedback_count + excluded.negative_feedback_count,
     first_ts = least(s.first_ts, excluded.first_ts),
     last_ts = greatest(s.last_ts, excluded.last_ts),
     last_text = CASE WHEN s.last_ts IS NULL OR excluded.last_ts >= s.last_ts THEN excluded.last_text ELSE s.last_text END,
+    input_tokens = ${cappedTokens('s.input_tokens::numeric + excluded.input_tokens')},
+    output_tokens = ${cappedTokens('s.output_tokens::numeric + excluded.output_tokens')},
+    total_tokens = ${cappedTokens('s.total_tokens::numeric + excluded.total_tokens')},
     prev_version = s.version,
     version = nextval('session_version_seq')
   RETURNING tenant_id, flow_id, session_id, version, prev_version

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import type { Database } from '@session-runtime/db'
 import type {
   EraseSessionsResponse,
+  FeedbackQuery,
   HistoryQuery,
   MessageInput,
   MessagesQuery,
@@ -13,8 +15,9 @@ import type { HistoryBackend } from '../../cache/history-backend.js'
 import { HistoryService, type HistoryServiceOptions } from '../history-service.js'
 import { MessageWriter, type MessageWriterOptions } from '../message-writer.js'
 import type { SessionChange } from './changes.js'
+import { forkSession } from './fork.js'
 import { type InsertResult, insertMessages, type StoredMessage, type WriteRequest } from './insert.js'
-import { listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
+import { listFeedback, listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
 import {
   dropPartitionIfExpired,
@@ -172,6 +175,33 @@ export class MessageRepository {
     const { body, changes } = await renameSession(this.db, tenant, oldId, newId, flowId)
     await this.changed(tenant, changes)
     return body
+  }
+
+  /**
+   * Copies a session (all its messages, or up to and including `upToMessageId`) and its metadata into a new
+   * session of the flow, `newSessionId` or a generated UUID; returns the new session's summary JSON.
+   */
+  async forkSession(
+    tenant: string,
+    flowId: string,
+    sessionId: string,
+    opts: { newSessionId?: string | undefined; upToMessageId?: string | undefined },
+  ): Promise<string> {
+    const newSessionId = opts.newSessionId ?? randomUUID()
+    const { json, changes } = await forkSession(this.db, tenant, {
+      flowId,
+      sessionId,
+      newSessionId,
+      upToMessageId: opts.upToMessageId,
+    })
+    // the new session may have had a row (deleted messages) and a cached state: it is out of date now
+    await this.changed(tenant, changes)
+    return json
+  }
+
+  /** The messages with feedback of a flow (or one session), newest first, keyset-paged. */
+  listFeedback(tenant: string, q: FeedbackQuery): Promise<Page> {
+    return listFeedback(this.db, tenant, q)
   }
 
   /** Deletes every message of a flow (the flow was deleted). */

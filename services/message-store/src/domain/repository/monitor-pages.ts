@@ -1,5 +1,5 @@
 import type { Queryable } from '@session-runtime/db'
-import type { MessagesQuery, SessionsQuery } from '@session-runtime/schemas'
+import type { FeedbackQuery, MessagesQuery, SessionsQuery } from '@session-runtime/schemas'
 import {
   decodeCursor,
   encodeCursor,
@@ -8,6 +8,7 @@ import {
   isCursorTimestamp,
   isCursorUuid,
 } from '../cursor.js'
+import { FEEDBACK_GIVEN } from './feedback.js'
 import { metadataContainment, sessionSummaryJson } from './session-lifecycle.js'
 
 /** The monitor API's listings: filters, ordering and keyset paging (read-only, never cached). */
@@ -21,8 +22,8 @@ export interface Page {
   nextCursor: string | undefined
 }
 
-/** A condition on the messages (alias `m`) with one parameter, written `?` (each `?` is that parameter). */
-export type MessageCondition = readonly [sql: string, value: unknown]
+/** A condition on the messages (alias `m`): without a parameter, or with one, written `?` (each `?` is that parameter). */
+export type MessageCondition = readonly [sql: string] | readonly [sql: string, value: unknown]
 
 /**
  * GET /api/v1/monitor/messages: filters, ordering, offset and keyset cursor. `conditions` narrow it further
@@ -44,7 +45,10 @@ export async function listMessages(
   if (q.session_id !== undefined) add('m.session_id = ?', q.session_id)
   if (q.sender !== undefined) add('m.sender = ?', q.sender)
   if (q.sender_name !== undefined) add('m.sender_name = ?', q.sender_name)
-  for (const [sql, value] of conditions) add(sql, value)
+  for (const condition of conditions) {
+    if (condition.length === 1) where.push(condition[0])
+    else add(condition[0], condition[1])
+  }
   const column = SORT_COLUMN[q.order_by]
   const dir = q.order === 'DESC' ? 'DESC' : 'ASC'
   const cmp = dir === 'DESC' ? '<' : '>'
@@ -80,6 +84,19 @@ export async function listMessages(
     params,
   )
   return toPage(rows, q.limit, (last) => ({ o: q.order_by, d: dir, v: last.v, t: last.t, s: last.s }))
+}
+
+/** A message list newest first (by timestamp, keyset-paged with the list's cursors), with these filters. */
+export function newestFirst(
+  q: Pick<MessagesQuery, 'flow_id' | 'session_id' | 'sender' | 'limit' | 'cursor'>,
+): MessagesQuery {
+  const { flow_id, session_id, sender, limit, cursor } = q
+  return { flow_id, session_id, sender, order_by: 'timestamp', order: 'DESC', limit, offset: 0, cursor }
+}
+
+/** GET /api/v1/monitor/feedback: a flow's (or one session's) messages with feedback, newest first, keyset-paged. */
+export function listFeedback(db: Queryable, tenant: string, q: FeedbackQuery): Promise<Page> {
+  return listMessages(db, tenant, newestFirst(q), [[FEEDBACK_GIVEN]])
 }
 
 /**

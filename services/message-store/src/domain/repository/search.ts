@@ -1,7 +1,7 @@
 import type { Database } from '@session-runtime/db'
 import type { SearchQuery } from '@session-runtime/schemas'
 import { containsPattern, parseSearch, phrasePattern, trigramSearchable } from '../search-terms.js'
-import { listMessages, type MessageCondition, type Page } from './monitor-pages.js'
+import { listMessages, type MessageCondition, newestFirst, type Page } from './monitor-pages.js'
 
 /**
  * GET /api/v1/monitor/messages/search: the tenant's messages whose text holds every word (and phrase) of the
@@ -22,16 +22,7 @@ export async function searchMessages(db: Database, tenant: string, q: SearchQuer
     // a check of the rows its words found (lower-cased: the trigram index can't take it, see gramCondition)
     if (term.phrase) conditions.push(['lower(m.text) ~ lower(?)', phrasePattern(term.words)])
   }
-  const list = {
-    flow_id: q.flow_id,
-    session_id: q.session_id,
-    sender: q.sender,
-    order_by: 'timestamp',
-    order: 'DESC',
-    limit: q.limit,
-    offset: 0,
-    cursor: q.cursor,
-  } as const
+  const list = newestFirst(q)
   // In a transaction: its statements are unnamed, so Postgres plans each one for its own words. A named
   // statement may get a generic plan after a few runs, which can't tell a rare word from a common one and
   // may walk the whole tenant's messages in time order for a rare word.

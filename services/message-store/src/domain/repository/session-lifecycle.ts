@@ -20,7 +20,8 @@ export const sessionSummaryJson = (s: string) =>
   // row_to_json writes compact JSON (json_build_object would write `"key" : value`)
   `(SELECT row_to_json(r) FROM (SELECT ${s}.session_id, ${s}.flow_id, ${s}.message_count,
      ${iso(`${s}.first_ts`)} AS first_timestamp, ${iso(`${s}.last_ts`)} AS last_timestamp, ${s}.last_text,
-     ${s}.metadata) r)::text`
+     ${s}.metadata, ${s}.positive_feedback_count, ${s}.negative_feedback_count,
+     (SELECT row_to_json(u) FROM (SELECT ${s}.input_tokens, ${s}.output_tokens, ${s}.total_tokens) u) AS usage) r)::text`
 
 /** Metadata filters (`metadata.<key>=<value>`, all must match) as a JSON containment argument. */
 export const metadataContainment = (filters: Record<string, string>) => JSON.stringify(filters)

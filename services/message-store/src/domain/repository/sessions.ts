@@ -1,8 +1,12 @@
 import type { Database, Queryable } from '@session-runtime/db'
 import type { SessionChange } from './changes.js'
 import { SessionConflictError, SessionNotFoundError } from './errors.js'
+import { FEEDBACK_COUNTS, FEEDBACK_GIVEN } from './feedback.js'
 import { clearMetadata, moveMetadata } from './metadata-rows.js'
 import { withRetry } from './retry.js'
+
+/** A token count summed in numeric, capped to a bigint (session usage, migration 009). */
+export const cappedTokens = (sum: string) => `LEAST(coalesce(${sum}, 0), 9223372036854775807)::bigint`
 
 /**
  * Session rows: locking them (in a fixed order), recomputing their summaries (which moves their
@@ -56,7 +60,11 @@ export async function ensureAndLockSessions(tx: Queryable, tenant: string, keys:
   return lockSessionKeys(tx, tenant, keys)
 }
 
-/** Recomputes the summaries of the given sessions and moves their versions on. */
+/** A session's sum of one count of its messages' `properties.usage` (migration 009), capped to a bigint. */
+const usageSum = (field: 'input_tokens' | 'output_tokens' | 'total_tokens') =>
+  `${cappedTokens(`sum(usage_tokens(m.properties, '${field}'))`)} AS ${field}`
+
+/** Recomputes the summaries of the given sessions (counts, times, last text, feedback, token usage) and moves their versions on. */
 export async function refreshSessions(tx: Queryable, tenant: string, keys: SessionKey[]): Promise<SessionChange[]> {
   if (keys.length === 0) return []
   const { rows } = await tx.query<{ flow_id: string; session_id: string; version: string }>(
@@ -64,21 +72,33 @@ export async function refreshSessions(tx: Queryable, tenant: string, keys: Sessi
        SELECT DISTINCT f AS flow_id, s AS session_id FROM unnest($2::uuid[], $3::text[]) AS k(f, s)
      ),
      agg AS (
-       SELECT k.flow_id, k.session_id, x.n, x.first_ts, x.last_ts,
+       SELECT k.flow_id, k.session_id, x.n, x.first_ts, x.last_ts, f.positive, f.negative,
+         x.input_tokens, x.output_tokens, x.total_tokens,
          (SELECT m2.text FROM messages m2
           WHERE m2.tenant_id = $1 AND m2.flow_id = k.flow_id AND m2.session_id = k.session_id
           ORDER BY m2.ts DESC, m2.seq DESC LIMIT 1) AS last_text
        FROM k CROSS JOIN LATERAL (
-         SELECT count(*) AS n, min(m.ts) AS first_ts, max(m.ts) AS last_ts FROM messages m
+         SELECT count(*) AS n, min(m.ts) AS first_ts, max(m.ts) AS last_ts,
+           ${usageSum('input_tokens')}, ${usageSum('output_tokens')}, ${usageSum('total_tokens')}
+         FROM messages m
          WHERE m.tenant_id = $1 AND m.flow_id = k.flow_id AND m.session_id = k.session_id
-       ) x
+       ) x CROSS JOIN LATERAL (
+         -- the few messages with feedback, through their partial index (migrations/008)
+         SELECT ${FEEDBACK_COUNTS} FROM messages m
+         WHERE m.tenant_id = $1 AND m.flow_id = k.flow_id AND m.session_id = k.session_id AND ${FEEDBACK_GIVEN}
+       ) f
      )
-     INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version)
-     SELECT $1, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq')
+     INSERT INTO sessions AS s (tenant_id, flow_id, session_id, message_count, first_ts, last_ts, last_text, version,
+       positive_feedback_count, negative_feedback_count, input_tokens, output_tokens, total_tokens)
+     SELECT $1, flow_id, session_id, n, first_ts, last_ts, last_text, nextval('session_version_seq'), positive, negative,
+       input_tokens, output_tokens, total_tokens
      FROM agg ORDER BY flow_id, session_id
      ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE SET
        message_count = excluded.message_count, first_ts = excluded.first_ts, last_ts = excluded.last_ts,
-       last_text = excluded.last_text, prev_version = s.version, version = nextval('session_version_seq')
+       last_text = excluded.last_text, positive_feedback_count = excluded.positive_feedback_count,
+       negative_feedback_count = excluded.negative_feedback_count, input_tokens = excluded.input_tokens,
+       output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens,
+       prev_version = s.version, version = nextval('session_version_seq')
      RETURNING flow_id, session_id, version`,
     [tenant, keys.map((k) => k.flow_id), keys.map((k) => k.session_id)],
   )

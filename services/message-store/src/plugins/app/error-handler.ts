@@ -1,6 +1,7 @@
 import type { ErrorEnvelopeOptions } from '@session-runtime/service-kit'
 import { InvalidCursorError } from '../../domain/cursor.js'
 import {
+  ForkPointError,
   MessageIdConflictError,
   MessageNotFoundError,
   MetadataLimitError,
@@ -24,6 +25,7 @@ export function errorOptions(bodyLimit: number): ErrorEnvelopeOptions {
       if (err instanceof SessionConflictError) return new Errors.SessionConflict(err.message)
       if (err instanceof MessageIdConflictError) return new Errors.MessageIdConflict(err.message)
       if (err instanceof MetadataLimitError) return new Errors.TooManyMetadataKeys(err.message)
+      if (err instanceof ForkPointError) return new Errors.InvalidForkPoint(err.message)
       return undefined
     },
   }

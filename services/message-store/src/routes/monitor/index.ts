@@ -8,7 +8,6 @@ import {
   MessageIds,
   MessagesQuery,
   MessageUpdate,
-  NEXT_CURSOR_HEADER,
   RenameParams,
   RenameSessionQuery,
   SessionIds,
@@ -21,7 +20,8 @@ import {
 import { nameRequestSubject } from '@session-runtime/service-kit'
 import { Type } from '@sinclair/typebox'
 import { Errors } from '../../errors.js'
-import { sendPage, sendSerialized } from '../serialized.js'
+import { MessagePage, NextCursor, sendPage, sendSerialized } from '../serialized.js'
+import conversations from './conversations.js'
 import retention from './retention.js'
 import search from './search.js'
 import sessionLifecycle, { checkMetadataFilters, requestMetadataFilters } from './session-lifecycle.js'
@@ -35,13 +35,6 @@ const errors = {
   422: ErrorEnvelope,
   503: ErrorEnvelope,
 }
-/** Response headers (documentation only: @fastify/swagger reads a map of header name → schema). */
-const NextCursor = {
-  [NEXT_CURSOR_HEADER]: Type.String({
-    description: 'The cursor of the next page; present if and only if more rows follow',
-  }),
-}
-
 /**
  * The monitor API (spec §5), reached through the gateway. Every query and
  * mutation is scoped by the caller's tenant: another tenant's rows are invisible.
@@ -66,7 +59,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'List messages with filters, ordering and keyset paging',
         querystring: MessagesQuery,
-        response: { 200: { ...Type.Array(Message), headers: NextCursor }, ...errors },
+        response: { 200: MessagePage, ...errors },
       },
     },
     async (request, reply) => sendPage(reply, await app.repository.listMessages(request.tenant, request.query)),
@@ -92,6 +85,10 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         summary: 'Edit a message; a new text marks it edited',
+        description:
+          'Each field given replaces the stored one; `properties` replaces the whole object (as in Langflow). ' +
+          'Feedback is `properties.positive_feedback`: true (thumbs up), false (thumbs down) or null (none); ' +
+          "any other value is a 422. The session's feedback counts follow.",
         params: MessageIdParams,
         body: MessageUpdate,
         response: { 200: Message, ...errors },
@@ -184,6 +181,7 @@ const monitor: FastifyPluginAsyncTypebox = async (app) => {
   )
 
   await app.register(sessionLifecycle)
+  await app.register(conversations)
   await app.register(retention)
 }
 

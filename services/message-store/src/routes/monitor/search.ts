@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { ErrorEnvelope, Message, NEXT_CURSOR_HEADER, SearchQuery } from '@session-runtime/schemas'
-import { Type } from '@sinclair/typebox'
-import { sendPage } from '../serialized.js'
+import { ErrorEnvelope, SearchQuery } from '@session-runtime/schemas'
+import { MessagePage, sendPage } from '../serialized.js'
 
 const errors = { 400: ErrorEnvelope, 401: ErrorEnvelope, 422: ErrorEnvelope, 503: ErrorEnvelope }
 
@@ -17,14 +16,7 @@ const search: FastifyPluginAsyncTypebox = async (app) => {
           'matches its words in order. No character of q is an operator. Backed by GIN indexes (no table scan).',
         querystring: SearchQuery,
         response: {
-          200: {
-            ...Type.Array(Message),
-            headers: {
-              [NEXT_CURSOR_HEADER]: Type.String({
-                description: 'The cursor of the next page; present if and only if more rows follow',
-              }),
-            },
-          },
+          200: MessagePage,
           ...errors,
         },
       },

@@ -22,6 +22,8 @@ export interface ChatDraftFields {
   files: string[]
   /** The component the message came from (ChatOutput: the node feeding `input_value`). */
   source?: FlowNode
+  /** A model's token usage the message carries on (ChatOutput: its input Message's `properties.usage`). */
+  usage?: unknown
 }
 
 /** A chat message drafted from the node's fields; an empty sender or sender name takes its default. */
@@ -38,6 +40,7 @@ export function chatDraft(inputs: ComponentInputs, fields: ChatDraftFields): Mes
       background_color: optional('background_color'),
       icon: optional('chat_icon'),
       source: { id: fields.source?.id ?? null, display_name: fields.source?.displayName ?? null, source: null },
+      ...(fields.usage ? { usage: fields.usage } : {}),
     }),
   }
 }

@@ -37,7 +37,8 @@ export function chatModelComponent(
 /**
  * One chat completion through the model port. A non-empty node value wins over the defaults.
  * Streams (token events) when streaming is asked for (`stream` field or the run's `?stream=true`)
- * and the reply goes straight into a ChatOutput. Output `text_output` carries the model's session.
+ * and the reply goes straight into a ChatOutput. Output `text_output` carries the model's session, and the
+ * provider's token usage as `properties.usage` (Langflow's `{input_tokens, output_tokens, total_tokens}`).
  */
 async function completeChat(
   ctx: ComponentContext,
@@ -66,6 +67,8 @@ async function completeChat(
     sessionId: ctx.sessionId,
     sender: 'Machine',
     senderName: 'AI',
+    // Langflow's `properties.usage`: the ChatOutput storing this reply keeps it
+    ...(reply.usage ? { properties: { usage: reply.usage } } : {}),
   })
   return { text_output: messageValue(text) }
 }

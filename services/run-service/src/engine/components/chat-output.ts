@@ -20,6 +20,7 @@ export const chatOutput: ComponentDefinition = {
       defaultSenderName: 'AI',
       files: input?.kind === 'message' ? input.message.files : [],
       source: ctx.upstream('input_value'),
+      usage: input?.kind === 'message' ? input.message.properties?.usage : undefined,
     })
     const message = await ctx.emit(draft, { store: toBool(inputs.should_store_message, true) })
     return { message: messageValue(message) }

@@ -5,21 +5,20 @@ import { FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.
 import {
   buildRunResponse,
   type ComponentRegistry,
-  executeRun,
   type ModelDefaults,
   type ModelPort,
   planRun,
-  type RunEvent,
   RunRequest,
   RunResponse,
 } from '../../engine/index.js'
 import { runFailure } from '../../errors.js'
-import { messageStorePort } from '../../ports/message-store.js'
 import { ValidationEnvelope } from '../../schemas/flows.js'
 import { cancelledByClient } from './cancellation.js'
 import { acceptEmptyJsonBody, emptyBodyAsObject } from './empty-body.js'
 import { openEventStream } from './event-stream.js'
+import { answerRunFailure, runExecution, takeSessionTurn } from './execution.js'
 import { checkInputLimits, type RunInputLimits } from './input-limits.js'
+import { responses } from './responses.js'
 import { runLog } from './run-log.js'
 import { countRuns } from './run-metrics.js'
 
@@ -33,10 +32,11 @@ export interface RunRoutesOptions extends RunInputLimits {
   modelDefaults: ModelDefaults
 }
 
-const errors = {
+export const runErrors = {
   400: ErrorEnvelope,
   401: ErrorEnvelope,
   404: ErrorEnvelope,
+  409: ErrorEnvelope,
   413: ErrorEnvelope,
   415: ErrorEnvelope,
   422: ValidationEnvelope,
@@ -52,7 +52,8 @@ const RunQuery = Type.Object({ stream: Type.Boolean({ default: false }) })
  * `POST /api/v1/run/{flow_id_or_endpoint_name}` (spec §3), reached through the gateway, which names the
  * tenant. Everything that can fail before the flow starts (404, 413, 422, 400) is an ordinary JSON
  * error; with `?stream=true` the run then streams `add_message` / `token` events and ends with exactly one
- * `end` or `error` event. A client that goes away cancels the run.
+ * `end` or `error` event. A client that goes away cancels the run. `POST /api/v1/responses` (./responses.ts)
+ * runs flows the same way.
  */
 const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
@@ -71,11 +72,13 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         description:
           "Langflow-compatible run. `?stream=true` answers `text/event-stream` in Langflow's wire format: one JSON " +
           'object `{"event", "data"}` per line followed by a blank line; `add_message`, `token`, then `end` ' +
-          '(`data.result` = the non-streamed body) or `error`.',
+          '(`data.result` = the non-streamed body) or `error`. Runs on one session take turns (`multitask_strategy`: ' +
+          '`enqueue`, the default, waits for the earlier ones; `reject` answers 409 `RUNSVC_SESSION_BUSY` while ' +
+          'another is in flight, storing nothing).',
         params: RunParams,
         querystring: RunQuery,
         body: RunRequest,
-        response: { 200: RunResponse, ...errors },
+        response: { 200: RunResponse, ...runErrors },
       },
     },
     async (request, reply) => {
@@ -92,34 +95,26 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       )
       const plan = planRun(flow.graph, flow.id, request.body)
       const log = runLog(request, reply, flow.id, plan.requestSessionId)
-      // execute
+      // wait for the session's turn (a JSON 409 with `reject` if it is not free), then execute
       const signal = cancelledByClient(reply)
-      const execute = (onEvent?: (event: RunEvent) => void) =>
-        executeRun(plan, {
-          messages: messageStorePort(
-            app.messageStore,
-            tenant,
-            request.id,
-            app.unconfirmedMessages,
-            request.body.session_metadata,
-          ),
-          model: opts.model,
-          modelDefaults: opts.modelDefaults,
-          stream: request.query.stream,
-          signal,
-          onEvent,
-        })
+      const release = await takeSessionTurn(app, tenant, plan, signal)
+      const execute = runExecution(app, opts, request, reply, {
+        plan,
+        stream: request.query.stream,
+        sessionMetadata: request.body.session_metadata,
+        signal,
+      })
 
       // answer: JSON…
+      // the session is released before the answer: a client's next run on it finds it free
       if (!request.query.stream) {
         try {
-          return log.completed(buildRunResponse(plan, await execute()))
+          const outcome = await execute()
+          await release()
+          return log.completed(buildRunResponse(plan, outcome))
         } catch (error) {
-          const failed = runFailure(error)
-          if (!failed) throw error
-          const status = failed.statusCode ?? 500
-          if (status >= 500) log.failed(error, 'run failed')
-          return reply.code(status as 500).send({ detail: failed.message, code: failed.code })
+          await release()
+          return answerRunFailure(reply, log, error, 'run failed')
         }
       }
 
@@ -129,18 +124,24 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       let status = 200
       try {
         const outcome = await execute((event) => stream.write(event))
+        await release()
         stream.write({ event: 'end', data: { result: log.completed(buildRunResponse(plan, outcome)) } })
       } catch (error) {
+        await release()
         const failed = runFailure(error)
         status = failed?.statusCode ?? 500
         if (status >= 500) log.failed(error, 'streamed run failed')
         stream.write({ event: 'error', data: { error: failed?.message ?? 'Internal server error' } })
       } finally {
+        await release()
         streamedRuns.ended(reply, status)
         stream.end()
       }
     },
   )
+
+  // Langflow's OpenAI-compatible endpoint: the same runs, in this scope (its hooks, cache and metrics)
+  await app.register(responses, { ...opts, flowGraphs, streamedRuns })
 }
 
 export default run

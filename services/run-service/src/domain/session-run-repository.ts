@@ -1,0 +1,144 @@
+import type { Queryable } from '@session-runtime/db'
+import type { SessionKey, SessionTurnStore } from './session-runs.js'
+
+/** The NOTIFY channel of released sessions; the payload names the schema and the session (`wakePayload`). */
+export const SESSION_RELEASED_CHANNEL = 'runsvc_session_released'
+
+/** The payload of a wake-up: JSON `[schema, tenant, flow, session]` (the schema: instances of other schemas ignore it). */
+export const wakePayload = (schema: string, key: SessionKey): string =>
+  JSON.stringify([schema, key.tenant, key.flowId, key.sessionId])
+
+/** The session a wake-up payload names, if it is one of `schema`'s. */
+export function parseWakePayload(schema: string, payload: string): SessionKey | undefined {
+  try {
+    const parsed: unknown = JSON.parse(payload)
+    if (!Array.isArray(parsed) || parsed.length !== 4 || !parsed.every((part) => typeof part === 'string')) return
+    const [inSchema, tenant, flowId, sessionId] = parsed as [string, string, string, string]
+    return inSchema === schema ? { tenant, flowId, sessionId } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A live instance: its lease has not run out. */
+const live = (alias: string) =>
+  `EXISTS (SELECT 1 FROM run_service_instances i WHERE i.id = ${alias}.instance_id AND i.expires_at > now())`
+
+/** No live waiter of the session ($1–$3) ahead of `ticketBound` (SQL: a ticket, or none for any). */
+const noLiveWaiterBefore = (ticketBound?: string) => `NOT EXISTS (
+    SELECT 1 FROM session_run_waiters w
+    WHERE w.tenant_id = $1 AND w.flow_id = $2::uuid AND w.session_id = $3
+      ${ticketBound ? `AND w.ticket < ${ticketBound}` : ''} AND ${live('w')})`
+
+/** Holds the session ($1–$3) with `ticket` for instance $4, unless a live holder has it (a dead one's is taken over). */
+const holdSession = (ticket: string, condition: string) => `
+  INSERT INTO session_run_holders AS h (tenant_id, flow_id, session_id, ticket, instance_id)
+  SELECT $1, $2::uuid, $3, ${ticket}, $4::uuid
+  WHERE ${condition}
+  ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE
+    SET ticket = excluded.ticket, instance_id = excluded.instance_id, since = now()
+    WHERE NOT ${live('h')}
+  RETURNING ticket`
+
+// Take: one statement, one round trip (the fast path of every run): the session has no live holder and
+// nobody waits.
+const TAKE = `${holdSession("nextval('session_run_tickets')", noLiveWaiterBefore())}`
+
+const JOIN = `INSERT INTO session_run_waiters (tenant_id, flow_id, session_id, instance_id)
+  VALUES ($1, $2::uuid, $3, $4::uuid) RETURNING ticket::text AS ticket`
+
+// Promote: the waiter $5 holds the session if no live waiter is ahead of it and no live holder has it; its
+// waiter row goes in the same statement.
+const PROMOTE = `WITH promoted AS (${holdSession('$5::bigint', noLiveWaiterBefore('$5::bigint'))}
+), dequeued AS (
+  DELETE FROM session_run_waiters
+  WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 AND ticket IN (SELECT ticket FROM promoted)
+)
+SELECT ticket::text AS ticket FROM promoted`
+
+// Release and leave wake the session's waiters (of every instance) only if there are any: a NOTIFY takes a
+// database-wide lock at commit. A waiter that joined too late to be seen here finds the session free (or
+// waits for this statement's commit on the key) when it asks next.
+const notifyWaiters = (except: string) => `
+  SELECT pg_notify($5, $6) WHERE EXISTS (
+    SELECT 1 FROM session_run_waiters
+    WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 ${except})`
+
+const RELEASE = `WITH released AS (
+  DELETE FROM session_run_holders
+  WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 AND ticket = $4::bigint
+) ${notifyWaiters('')}`
+
+const LEAVE = `WITH gone AS (
+  DELETE FROM session_run_waiters
+  WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 AND ticket = $4::bigint
+) ${notifyWaiters('AND ticket <> $4::bigint')}`
+
+const HEARTBEAT = `INSERT INTO run_service_instances (id, expires_at)
+  VALUES ($1::uuid, now() + $2::integer * interval '1 millisecond')
+  ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at`
+
+// The sweep of rows left by instances that died: like the outbox sweep, a statement not scoped by tenant, on
+// purpose (docs/scaling.md). The tables hold the runs in flight or waiting, so they stay small.
+const SWEEP = `WITH dead_holders AS (
+  DELETE FROM session_run_holders h WHERE NOT ${live('h')}
+), dead_waiters AS (
+  DELETE FROM session_run_waiters w WHERE NOT ${live('w')}
+)
+DELETE FROM run_service_instances WHERE expires_at < now() - interval '1 minute'`
+
+// An instance that stops frees what it still holds (nothing, after a graceful stop) and ends its lease.
+const STOP = `WITH holders AS (
+  DELETE FROM session_run_holders WHERE instance_id = $1::uuid
+), waiters AS (
+  DELETE FROM session_run_waiters WHERE instance_id = $1::uuid
+)
+DELETE FROM run_service_instances WHERE id = $1::uuid`
+
+export interface SessionRunRepository extends SessionTurnStore {
+  /** Starts or renews this instance's lease for `leaseMs`. */
+  heartbeat(leaseMs: number): Promise<void>
+  /** Deletes the holders and waiters of instances whose lease ran out, and instances gone for a minute. */
+  sweep(): Promise<void>
+  /** Frees everything this instance holds or waits for and ends its lease. */
+  stop(): Promise<void>
+}
+
+/**
+ * The per-session turns of the run-service's instances in its database (migration 005; the rules:
+ * session-runs.ts). `instanceId` is this process's; `schema` goes into the wake-ups (several schemas, as in
+ * tests, share one database's notifications).
+ */
+export function sessionRunRepository(db: Queryable, instanceId: string, schema: string): SessionRunRepository {
+  const keyParams = (key: SessionKey) => [key.tenant, key.flowId, key.sessionId]
+  const notifyParams = (key: SessionKey) => [SESSION_RELEASED_CHANNEL, wakePayload(schema, key)]
+  return {
+    async take(key) {
+      const { rows } = await db.query<{ ticket: string }>(TAKE, [...keyParams(key), instanceId])
+      return rows[0]?.ticket === undefined ? undefined : String(rows[0].ticket)
+    },
+    async join(key) {
+      const { rows } = await db.query<{ ticket: string }>(JOIN, [...keyParams(key), instanceId])
+      return String(rows[0]?.ticket)
+    },
+    async promote(key, ticket) {
+      const { rows } = await db.query(PROMOTE, [...keyParams(key), instanceId, ticket])
+      return rows.length > 0
+    },
+    async leave(key, ticket) {
+      await db.query(LEAVE, [...keyParams(key), ticket, ...notifyParams(key)])
+    },
+    async release(key, ticket) {
+      await db.query(RELEASE, [...keyParams(key), ticket, ...notifyParams(key)])
+    },
+    async heartbeat(leaseMs) {
+      await db.query(HEARTBEAT, [instanceId, leaseMs])
+    },
+    async sweep() {
+      await db.query(SWEEP)
+    },
+    async stop() {
+      await db.query(STOP, [instanceId])
+    },
+  }
+}
