@@ -4,9 +4,9 @@ import {
   executeRun,
   type ModelDefaults,
   type ModelPort,
+  RunAbortedError,
   type RunEvent,
   type RunOutcome,
-  RunAbortedError,
   type RunPlan,
 } from '../../engine/index.js'
 import { runFailure } from '../../errors.js'
