@@ -153,12 +153,12 @@ for (const storage of storages) {
     const { rows: lookups } = await db.query<{ name: string }>(
       `SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_namespace n ON n.oid = ic.relnamespace
-       WHERE n.nspname = $1 AND NOT i.indisunique AND ic.relname IN ('messages_id', 'flows_id') ORDER BY 1`,
+       WHERE n.nspname = $1 AND NOT i.indisunique AND ic.relname IN ('message_ids_id', 'flows_id') ORDER BY 1`,
       [db.schema],
     )
     t.same(
       lookups.map((r) => r.name),
-      ['flows_id', 'messages_id'],
+      ['flows_id', 'message_ids_id'],
       'the id lookups are plain indexes',
     )
   })

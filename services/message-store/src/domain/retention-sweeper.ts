@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { MessagePartition } from './repository/partitions.js'
 import type { RetentionRule, SweepBatch } from './repository/retention.js'
 
 /** What the sweeper needs of the repository (MessageRepository implements it). */
@@ -14,6 +15,16 @@ export interface RetentionStore {
     limit: number,
     after: string | null,
   ): Promise<Omit<SweepBatch, 'changes'> | null>
+  /**
+   * Creates the partitions ahead, then drops every past partition whose sessions have all expired (and forgets its
+   * ids); null: the lease is lost (stop).
+   */
+  dropExpiredPartitions(
+    holder: string,
+    leaseSeconds: number,
+  ): Promise<{ dropped: MessagePartition[]; messages: number } | null>
+  /** After the sweep: refreshes the sessions that still meet a dropped partition's range (and their cache). */
+  repairDroppedPartitions(dropped: MessagePartition[]): Promise<void>
 }
 
 export interface RetentionSweeperOptions {
@@ -27,7 +38,10 @@ export interface RetentionSweeperOptions {
 
 export interface SweepResult {
   deletedSessions: number
+  /** Messages deleted row by row, and those of dropped partitions. */
   deletedMessages: number
+  /** Partitions dropped whole (sweeps of every tenant only). */
+  droppedPartitions: number
 }
 
 /** The sweep could not start: another sweep (this instance's or another's) holds the lease. */
@@ -41,7 +55,8 @@ export class SweepBusyError extends Error {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * Deletes the sessions that have been idle longer than their retention, rule by rule, in batches of at most
+ * Drops the partitions of `messages` whose sessions have all expired (sweeps of every tenant), then deletes the
+ * sessions that have been idle longer than their retention, rule by rule, in batches of at most
  * `batchSize` sessions, each in its own short transaction. At most one sweep runs at a time over the whole
  * database, on whichever instance: a sweep holds the lease row (renewed by every batch, which also takes a
  * transaction-level advisory lock) from its start to its end.
@@ -66,11 +81,23 @@ export class RetentionSweeper {
       await sleep(Math.min(100, Math.max(1, deadline - Date.now())))
     }
     const started = performance.now()
-    const result: SweepResult = { deletedSessions: 0, deletedMessages: 0 }
+    const result: SweepResult = { deletedSessions: 0, deletedMessages: 0, droppedPartitions: 0 }
     try {
+      // A sweep of every tenant first drops the partitions whose sessions all expired (a partition holds every
+      // tenant's messages of its month); the batches then delete those sessions' rows, and their messages in
+      // other partitions, as they delete any expired session.
+      let dropped: MessagePartition[] = []
+      if (tenant === undefined) {
+        const drop = await this.store.dropExpiredPartitions(holder, this.opts.leaseSeconds)
+        if (drop === null) return result
+        dropped = drop.dropped
+        result.droppedPartitions = dropped.length
+        result.deletedMessages += drop.messages
+      }
       for (const rule of await this.store.retentionRules(tenant)) {
         if (!(await this.sweepRule(holder, rule, result))) break
       }
+      if (dropped.length > 0) await this.store.repairDroppedPartitions(dropped)
     } finally {
       await this.store.releaseSweepLease(holder).catch(() => {})
       this.opts.onSweep?.(result, (performance.now() - started) / 1000)

@@ -55,15 +55,19 @@ export function forkSession(
         params.push(fork.upToMessageId)
         upTo = 'AND (m.ts, m.seq) <= (SELECT p.ts, p.seq FROM messages p WHERE p.tenant_id = $1 AND p.id = $5)'
       }
-      // INSERT … SELECT … ORDER BY draws the identity (seq) of each row in that order.
+      // INSERT … SELECT … ORDER BY draws the sequence number (seq) of each row in that order. The copies' ids go
+      // into the id ledger as every stored message's do (migrations/007).
       await tx.query(
-        `INSERT INTO messages (id, tenant_id, flow_id, session_id, ts, sender, sender_name, text, files, error, edit,
-           properties, category, content_blocks, context_id)
-         SELECT gen_random_uuid(), m.tenant_id, m.flow_id, $4, m.ts, m.sender, m.sender_name, m.text, m.files, m.error,
-           m.edit, m.properties, m.category, m.content_blocks, m.context_id
-         FROM messages m
-         WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 ${upTo}
-         ORDER BY m.ts, m.seq`,
+        `WITH copies AS (
+           INSERT INTO messages (id, tenant_id, flow_id, session_id, ts, sender, sender_name, text, files, error, edit,
+             properties, category, content_blocks, context_id)
+           SELECT gen_random_uuid(), m.tenant_id, m.flow_id, $4, m.ts, m.sender, m.sender_name, m.text, m.files, m.error,
+             m.edit, m.properties, m.category, m.content_blocks, m.context_id
+           FROM messages m
+           WHERE m.tenant_id = $1 AND m.flow_id = $2 AND m.session_id = $3 ${upTo}
+           ORDER BY m.ts, m.seq
+           RETURNING tenant_id, id, ts)
+         INSERT INTO message_ids (tenant_id, id, ts) SELECT tenant_id, id, ts FROM copies`,
         params,
       )
       await tx.query(

@@ -20,6 +20,14 @@ import { type InsertResult, insertMessages, type StoredMessage, type WriteReques
 import { listFeedback, listMessages, listSessionIds, listSessions, type Page } from './monitor-pages.js'
 import { deleteFlowMessages, deleteMessages, markMessagesFailed, updateMessage } from './mutations.js'
 import {
+  dropPartitionIfExpired,
+  ensurePartitions,
+  forgetDroppedIds,
+  listPartitions,
+  type MessagePartition,
+  repairDroppedRange,
+} from './partitions.js'
+import {
   acquireSweepLease,
   listRetentionRules,
   type RetentionRule,
@@ -322,5 +330,49 @@ export class MessageRepository {
     if (batch === null) return null
     await this.changed(rule.tenant, batch.changes)
     return { sessions: batch.sessions, messages: batch.messages, lastTs: batch.lastTs }
+  }
+
+  /** Creates the monthly partitions of `messages` up to a few months ahead (on start, and by every full sweep). */
+  ensurePartitions(): Promise<number> {
+    return ensurePartitions(this.db)
+  }
+
+  /** The partitions of `messages`, oldest first. */
+  listPartitions(): Promise<MessagePartition[]> {
+    return listPartitions(this.db)
+  }
+
+  /**
+   * Creates the partitions ahead, drops each past month whose sessions have all expired, and forgets the ids
+   * of the dropped ranges; null: the lease is lost.
+   */
+  async dropExpiredPartitions(
+    holder: string,
+    leaseSeconds: number,
+  ): Promise<{ dropped: MessagePartition[]; messages: number } | null> {
+    await ensurePartitions(this.db)
+    const dropped: MessagePartition[] = []
+    let messages = 0
+    for (const part of await listPartitions(this.db)) {
+      if (part.kind !== 'month') continue
+      if (!part.past) break
+      const outcome = await dropPartitionIfExpired(this.db, holder, leaseSeconds, part)
+      if (outcome.kind === 'lost') return null
+      if (outcome.kind === 'dropped') {
+        dropped.push(part)
+        messages += outcome.messages
+      }
+    }
+    await forgetDroppedIds(this.db, await listPartitions(this.db))
+    return { dropped, messages }
+  }
+
+  /** Refreshes the sessions that still meet a dropped partition's range, and drops their cached histories. */
+  async repairDroppedPartitions(dropped: MessagePartition[]): Promise<void> {
+    for (const part of dropped) {
+      for (const { tenant, changes } of await repairDroppedRange(this.db, part.from, part.to)) {
+        await this.changed(tenant, changes)
+      }
+    }
   }
 }

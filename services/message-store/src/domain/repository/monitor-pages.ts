@@ -71,14 +71,15 @@ export async function listMessages(
   params.push(q.limit + 1, q.offset)
   // The page's rows are chosen first and only they are turned into JSON: were the planner to sort a whole
   // flow's (or tenant's) messages — it does with statistics that lag a fast-growing table — it would
-  // otherwise build the JSON of every one of them before the sort (seconds at 80,000 messages; the soak).
+  // otherwise build the JSON of every one of them before the sort (seconds at 80,000 messages; the soak). The
+  // rows are found again by id and `ts`: the month of `ts` is the one partition to look in (migrations/007).
   const { rows } = await db.query<{ json: string; t: string; s: string; v: string | null }>(
     `SELECT message_json(m) AS json, ${iso('m.ts')} AS t,
        m.seq::text AS s, ${column ? `m.${column}` : 'NULL'} AS v
      FROM (
-       SELECT m.id FROM messages m WHERE ${where.join(' AND ')}
+       SELECT m.id, m.ts FROM messages m WHERE ${where.join(' AND ')}
        ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}
-     ) page JOIN messages m ON m.tenant_id = $1 AND m.id = page.id
+     ) page JOIN messages m ON m.tenant_id = $1 AND m.id = page.id AND m.ts = page.ts
      ORDER BY ${order}`,
     params,
   )

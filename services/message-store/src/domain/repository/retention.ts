@@ -95,12 +95,22 @@ export async function releaseSweepLease(db: Queryable, holder: string): Promise<
  * a database under different schemas). Never waited for: a `false` means another sweep is in a batch right now
  * (its lease was taken over after it ran out), and this one stops.
  */
-async function tryBatchLock(tx: Queryable): Promise<boolean> {
+export async function tryBatchLock(tx: Queryable): Promise<boolean> {
   const { rows } = await tx.query<{ locked: boolean }>(
     `SELECT pg_try_advisory_xact_lock(${ADVISORY_CLASS}, hashtext(current_schema())) AS locked`,
   )
   return rows[0]?.locked === true
 }
+/** Extends `holder`'s lease (in the batch's transaction, which then holds the lease row); false if it is not held. */
+export async function renewSweepLease(tx: Queryable, holder: string, leaseSeconds: number): Promise<boolean> {
+  const lease = await tx.query(
+    `UPDATE retention_sweep_lease SET expires_at = now() + make_interval(secs => $2)
+     WHERE holder = $1::uuid RETURNING 1`,
+    [holder, leaseSeconds],
+  )
+  return lease.rows.length === 1
+}
+
 /** The first key of the advisory lock: retention sweeps (an arbitrary constant, "RTN"). */
 const ADVISORY_CLASS = 0x52544e
 
@@ -186,12 +196,7 @@ export async function sweepBatch(
 ): Promise<SweepBatch | null> {
   return db.transaction(async (tx) => {
     if (!(await tryBatchLock(tx))) return null
-    const lease = await tx.query(
-      `UPDATE retention_sweep_lease SET expires_at = now() + make_interval(secs => $2)
-       WHERE holder = $1::uuid RETURNING 1`,
-      [holder, leaseSeconds],
-    )
-    if (lease.rows.length === 0) return null
+    if (!(await renewSweepLease(tx, holder, leaseSeconds))) return null
     const params: unknown[] = [rule.tenant, limit, after ?? '-infinity']
     if (rule.flowId !== null) params.push(rule.flowId)
     const { rows } = await tx.query<{

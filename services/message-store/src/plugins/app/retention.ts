@@ -18,7 +18,8 @@ const LEASE_SECONDS = 60
  * The retention sweeper: one sweep of every tenant every RETENTION_SWEEP_INTERVAL_SECONDS (the next one is timed
  * from the end of the last, so they never overlap; skipped when another instance is sweeping), stopped with the
  * app. Metrics: `retention_sweeps_total`, `retention_sweeps_skipped_total`, `retention_sessions_deleted_total`,
- * `retention_messages_deleted_total`, `retention_sweep_duration_seconds`.
+ * `retention_messages_deleted_total`, `retention_partitions_dropped_total`, `retention_sweep_duration_seconds`. On
+ * start, the partitions of `messages` for the months ahead are created.
  */
 async function retention(app: FastifyInstance, { config }: { config: Config }) {
   const registers = [app.metricsRegistry]
@@ -38,6 +39,11 @@ async function retention(app: FastifyInstance, { config }: { config: Config }) {
     help: 'Messages deleted by retention sweeps',
     registers,
   })
+  const partitions = new Counter({
+    name: 'retention_partitions_dropped_total',
+    help: 'Monthly partitions of messages dropped whole by retention sweeps (every session in them had expired)',
+    registers,
+  })
   const duration = new Histogram({
     name: 'retention_sweep_duration_seconds',
     help: 'Duration of retention sweeps',
@@ -51,8 +57,10 @@ async function retention(app: FastifyInstance, { config }: { config: Config }) {
       sweeps.inc()
       sessions.inc(result.deletedSessions)
       messages.inc(result.deletedMessages)
+      partitions.inc(result.droppedPartitions)
       duration.observe(seconds)
-      if (result.deletedSessions > 0) app.log.info({ ...result, seconds }, 'retention sweep')
+      if (result.deletedSessions > 0 || result.droppedPartitions > 0)
+        app.log.info({ ...result, seconds }, 'retention sweep')
     },
   })
   app.decorate('retentionSweeper', sweeper)
@@ -77,6 +85,14 @@ async function retention(app: FastifyInstance, { config }: { config: Config }) {
     }, intervalMs)
     timer.unref()
   }
+  // The months ahead get their partitions on start (and with every timed sweep): a write never waits for one.
+  app.addHook('onReady', async () => {
+    try {
+      await app.repository.ensurePartitions()
+    } catch (err) {
+      app.log.warn({ err }, 'creating the partitions ahead failed; the next sweep retries')
+    }
+  })
   if (intervalMs > 0) app.addHook('onReady', async () => schedule())
   app.addHook('onClose', async () => {
     clearTimeout(timer)
