@@ -66,7 +66,10 @@ async function main() {
     const seeding = reuse ? `reused schema ${schema}` : await seed(db, admin)
     await admin.query('ANALYZE messages')
     const sizes = await admin.query<{ name: string; size: string }>(
-      `SELECT c.relname AS name, pg_size_pretty(pg_relation_size(c.oid)) AS size FROM pg_class c
+      // partitioned (migrations/007): a table's or an index's size is the sum of its partitions'
+      `SELECT c.relname AS name,
+         pg_size_pretty((SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree(c.oid) p)) AS size
+       FROM pg_class c
        WHERE c.relnamespace = $1::regnamespace AND c.relname IN ('messages', 'messages_text_trgm', 'messages_text_grams')
        ORDER BY c.relname`,
       [schema],
@@ -138,10 +141,14 @@ async function seed(db: Database, admin: pg.Client): Promise<string> {
   )
   // and their statistics targets (ALTER INDEX … SET STATISTICS), which a new index would not have
   const { rows: targets } = await admin.query<{ name: string; attnum: number; target: number }>(
-    `SELECT c.relname AS name, a.attnum, a.attstattarget AS target FROM pg_attribute a
-     JOIN pg_class c ON c.oid = a.attrelid
-     WHERE c.relnamespace = $1::regnamespace AND c.relname IN ('messages_text_trgm', 'messages_text_grams')
-       AND a.attstattarget > 0`,
+    // set on each partition's index (migrations/007), read from any of them
+    `SELECT i.name, a.attnum, max(a.attstattarget) AS target
+     FROM (SELECT c.relname AS name, c.oid FROM pg_class c
+           WHERE c.relnamespace = $1::regnamespace AND c.relname IN ('messages_text_trgm', 'messages_text_grams')) i
+     CROSS JOIN LATERAL pg_partition_tree(i.oid) p
+     JOIN pg_attribute a ON a.attrelid = p.relid
+     WHERE p.isleaf AND a.attstattarget > 0
+     GROUP BY i.name, a.attnum`,
     [schema],
   )
   for (const { name } of searchIndexes) await admin.query(`DROP INDEX ${quoteIdent(name)}`)
@@ -166,11 +173,20 @@ async function seed(db: Database, admin: pg.Client): Promise<string> {
   const built: string[] = []
   for (const { name, def } of searchIndexes) {
     const start = performance.now()
-    await admin.query(def)
+    // pg_indexes defines a partitioned table's index `ON ONLY` the parent: built that way it would cover no
+    // partition; built on the table it is built on every partition (as the migration does)
+    await admin.query(def.replace(' ON ONLY ', ' ON '))
     built.push(`${name} ${((performance.now() - start) / 1000).toFixed(1)} s`)
   }
+  // the statistics targets, on each partition's index (the planner reads those), as the migration sets them
   for (const { name, attnum, target } of targets) {
-    await admin.query(`ALTER INDEX ${quoteIdent(name)} ALTER COLUMN ${Number(attnum)} SET STATISTICS ${Number(target)}`)
+    const { rows: parts } = await admin.query<{ part: string }>(
+      `SELECT relid::regclass::text AS part FROM pg_partition_tree($1::regclass) WHERE isleaf`,
+      [name],
+    )
+    for (const { part } of parts) {
+      await admin.query(`ALTER INDEX ${part} ALTER COLUMN ${Number(attnum)} SET STATISTICS ${Number(target)}`)
+    }
   }
   return `seeded ${N} messages in ${(seeded / 1000).toFixed(1)} s; index builds: ${built.join(', ')}`
 }
