@@ -466,6 +466,25 @@ t.test('the session list pages as it scrolls: 40 sessions, 30 at a time, none tw
   await session(LONG_SESSION).waitFor()
 })
 
+t.test('switching flows before a session list has arrived: the flow picked last lists its sessions', async (t) => {
+  // hold every session-list answer until both switches are made, so the first flow's load is still out
+  let release: () => void = () => {}
+  const held = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  await page.route('**/api/v1/monitor/sessions?*', async (route) => {
+    await held
+    await route.continue()
+  })
+  await page.selectOption('#flow-select', { label: PROMPTING_NAME })
+  await page.selectOption('#flow-select', { label: 'Memory Echo' })
+  release()
+  await session(LONG_SESSION).waitFor()
+  await page.unroute('**/api/v1/monitor/sessions?*')
+  t.ok((await sessionList()).includes(LONG_SESSION), "Memory Echo's sessions are listed")
+  t.notOk((await sessionList()).includes('streamed'), "none of the other flow's")
+})
+
 t.test('a network failure: said in words', async (t) => {
   await page.route('**/api/v1/monitor/**', (route) => route.abort('internetdisconnected'))
   await page.selectOption('#flow-select', { label: 'Memory Echo' })

@@ -252,6 +252,9 @@ function selectFlow(flowId) {
   if (flowId) sessionStorage.setItem(FLOW_STORAGE, flowId)
   state.sessions = []
   state.sessionsNext = null
+  // a load of the flow before is still out: its answer is dropped (flowGen), and it must not hold this flow's
+  // first load back (it would leave the list empty for good)
+  state.sessionsLoading = false
   state.filter = {}
   el.filterInput.value = ''
   el.filterClear.hidden = true
