@@ -485,6 +485,31 @@ t.test('switching flows before a session list has arrived: the flow picked last 
   t.notOk((await sessionList()).includes('streamed'), "none of the other flow's")
 })
 
+t.test("a conversation through OpenAI's Responses endpoint is one session in the Playground", async (t) => {
+  const first = await api<{ id: string }>('/api/v1/responses', {
+    method: 'POST',
+    body: JSON.stringify({ model: 'memory-echo', input: 'responses one' }),
+  })
+  t.equal(first.status, 200)
+  const second = await api<{ id: string }>('/api/v1/responses', {
+    method: 'POST',
+    body: JSON.stringify({ model: 'memory-echo', input: 'responses two', previous_response_id: first.body.id }),
+  })
+  t.equal(second.body.id, first.body.id, 'the response id is the session')
+  // the session list is read when a flow is picked
+  await page.selectOption('#flow-select', { label: PROMPTING_NAME })
+  await page.selectOption('#flow-select', { label: 'Memory Echo' })
+  await session(first.body.id).click()
+  await page.locator('#messages .message.user', { hasText: 'responses two' }).waitFor()
+  const texts = await shownTexts()
+  t.same(
+    texts.filter((text) => text === 'responses one' || text === 'responses two'),
+    ['responses one', 'responses two'],
+    'both turns, in order, in the one session',
+  )
+  t.equal(texts.length, 4, 'two questions and their two replies')
+})
+
 t.test('a network failure: said in words', async (t) => {
   await page.route('**/api/v1/monitor/**', (route) => route.abort('internetdisconnected'))
   await page.selectOption('#flow-select', { label: 'Memory Echo' })
