@@ -1,15 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import { type Message, NEXT_CURSOR_HEADER } from '@session-runtime/schemas'
+import { type Message, NEXT_CURSOR_HEADER, type SessionSummary } from '@session-runtime/schemas'
 import t from 'tap'
 import { buildTestApp, cacheKind, history, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
 
 t.comment(`storage: ${storageKind}, cache: ${cacheKind}`)
 
-interface Counts {
-  positive_feedback_count: number
-  negative_feedback_count: number
-}
-type Summary = Counts & { session_id: string; message_count: number; metadata: Record<string, string> }
+type Counts = Pick<SessionSummary, 'positive_feedback_count' | 'negative_feedback_count'>
+type Summary = SessionSummary
 
 const app = await buildTestApp(t)
 let A = ''

@@ -1,21 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto'
-import type { Message } from '@session-runtime/schemas'
+import type { Message, SessionSummary as Summary } from '@session-runtime/schemas'
 import t from 'tap'
 import { buildTestApp, cacheKind, history, internalHeaders, messageInput, storageKind, store } from './helpers/app.js'
 
 t.comment(`storage: ${storageKind}, cache: ${cacheKind}`)
-
-interface Summary {
-  session_id: string
-  flow_id: string
-  message_count: number
-  first_timestamp: string
-  last_timestamp: string
-  last_text: string
-  metadata: Record<string, string>
-  positive_feedback_count: number
-  negative_feedback_count: number
-}
 
 const app = await buildTestApp(t)
 let A = ''
