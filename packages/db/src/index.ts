@@ -1,3 +1,4 @@
+export { BatchedCalls, type BatchedCallsOptions, BatchQueue, type BatchQueueOptions } from './batch-queue.js'
 export {
   type Database,
   isUnavailableError,

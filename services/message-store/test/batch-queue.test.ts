@@ -1,5 +1,5 @@
+import { BatchQueue } from '@session-runtime/db'
 import t from 'tap'
-import { BatchQueue } from '../src/domain/batch-queue.js'
 import { type SessionKey, VersionLookups } from '../src/domain/version-lookups.js'
 
 /** A promise and its resolver, to hold a batch in flight until the test lets it finish. */

@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto'
+import type { Queryable } from '@session-runtime/db'
 import t from 'tap'
-import { FlowGraphCache } from '../src/domain/flow-graph-cache.js'
+import { FlowGraphCache, RunnableFlows } from '../src/domain/flow-graph-cache.js'
+import { createFlow, FlowNotFoundError, updateFlow } from '../src/domain/flow-repository.js'
 import { builtInComponents, type FlowGraph, parseFlow, runnableGraph } from '../src/engine/index.js'
 import { buildTestApp, internalHeaders, startMessageStore } from './helpers/app.js'
 import { fixture } from './helpers/flows.js'
@@ -91,4 +94,61 @@ t.test('runs see an updated flow at once, and a deleted one is gone', async (t) 
   const deleted = await app.inject({ method: 'DELETE', url: `/api/v1/flows/${flow.id}`, headers: internalHeaders() })
   t.equal(deleted.statusCode, 204)
   t.equal((await run(flow.id)).statusCode, 404, 'a deleted flow is not run from the cache')
+})
+
+t.test("RunnableFlows: lookups of runs at once share statements; each finds its own tenant's flow", async (t) => {
+  const app = await buildTestApp(t)
+  const statements: string[] = []
+  const db: Queryable = {
+    query(sql, params) {
+      statements.push(sql)
+      return app.db.query(sql, params)
+    },
+  }
+  const [a, b] = [`tenant-a-${randomUUID()}`, `tenant-b-${randomUUID()}`]
+  const { flow: flowA } = await createFlow(app.db, a, {
+    name: 'echo',
+    description: '',
+    ...fixture('simple'),
+    endpoint_name: 'echo',
+  })
+  const { flow: flowB } = await createFlow(app.db, b, {
+    name: 'echo',
+    description: '',
+    ...fixture('simple'),
+    endpoint_name: 'echo',
+  })
+  const flows = new RunnableFlows(db, builtInComponents, new FlowGraphCache(10))
+  await flows.load(a, flowA.id) // warm the cache: from here on a load is its version lookup only
+
+  statements.length = 0
+  const refs: [string, string, string | undefined][] = [
+    [a, flowA.id, flowA.id],
+    [a, flowA.id.toUpperCase(), flowA.id],
+    [a, 'echo', flowA.id],
+    [b, 'echo', flowB.id],
+    [b, flowB.id, flowB.id],
+    [b, flowA.id, undefined], // another tenant's flow
+    [a, 'no-such-endpoint', undefined],
+    [a, randomUUID(), undefined],
+  ]
+  const loads = Array.from({ length: 5 }, () => refs).flat()
+  const outcomes = await Promise.allSettled(loads.map(([tenant, ref]) => flows.load(tenant, ref)))
+  outcomes.forEach((outcome, i) => {
+    const [tenant, ref, expected] = loads[i] as (typeof refs)[number]
+    if (expected === undefined) {
+      t.ok(
+        outcome.status === 'rejected' && outcome.reason instanceof FlowNotFoundError,
+        `${tenant.slice(0, 8)} ${ref}: not found`,
+      )
+    } else t.equal(outcome.status === 'fulfilled' && outcome.value.id, expected, `${tenant.slice(0, 8)} ${ref}`)
+  })
+  t.ok(statements.length < loads.length, `coalesced: ${statements.length} statements for ${loads.length} loads`)
+
+  // an update is seen by the next load (a new row version: the graph is parsed again)
+  const data = structuredClone(flowA.data) as typeof flowA.data & { nodes: unknown[] }
+  const before = await flows.load(a, 'echo')
+  await updateFlow(app.db, a, flowA.id, { data: { ...data, nodes: data.nodes.slice() } })
+  const after = await flows.load(a, 'echo')
+  t.not(after.graph, before.graph, 'the updated flow is loaded again, not served from the cache')
 })

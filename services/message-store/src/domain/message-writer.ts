@@ -1,5 +1,5 @@
+import { BatchQueue } from '@session-runtime/db'
 import type { MessageInput } from '@session-runtime/schemas'
-import { BatchQueue } from './batch-queue.js'
 import { MessageIdConflictError } from './repository/errors.js'
 import type { InsertResult, StoredMessage, WriteRequest } from './repository/insert.js'
 

@@ -1,6 +1,6 @@
-import type { Queryable } from '@session-runtime/db'
+import { BatchedCalls, isUnavailableError, type Queryable } from '@session-runtime/db'
 import { type ComponentRegistry, type FlowGraph, parseFlow, runnableGraph } from '../engine/index.js'
-import { findFlowVersion, getVersionedFlow } from './flow-repository.js'
+import { FlowNotFoundError, type FlowRef, findFlowVersions, getVersionedFlow } from './flow-repository.js'
 
 /**
  * Runnable graphs of stored flows, by flow ID and row version, least recently used out first.
@@ -37,24 +37,47 @@ export class FlowGraphCache {
   }
 }
 
+/** How many flow-version statements run at once; lookups that arrive meanwhile go together in the next. */
+const LOOKUPS_IN_FLIGHT = 2
+/** Most lookups one statement carries. */
+const LOOKUP_BATCH = 256
+
 /**
- * The run's lookup (spec §3): the tenant's flow by ID or endpoint name (FlowNotFoundError
- * otherwise), as a runnable graph of `registry`'s components (FlowInvalidError if it cannot run).
- * One small query when the cache holds the current version; the tenant check is always made by the
- * database.
+ * The run's lookup (spec §3): the tenant's flow by ID or endpoint name (FlowNotFoundError otherwise), as a
+ * runnable graph of `registry`'s components (FlowInvalidError if it cannot run). One small query when the
+ * cache holds the current version, and under load one query for the lookups of many runs (BatchedCalls, as
+ * the per-session rule's takes); the tenant check is always made by the database. Fresh: a lookup is sent
+ * after its run arrived, so it sees every update acknowledged before.
  */
-export async function loadRunnableFlow(
-  db: Queryable,
-  cache: FlowGraphCache,
-  registry: ComponentRegistry,
-  tenant: string,
-  idOrEndpointName: string,
-): Promise<{ id: string; graph: FlowGraph }> {
-  const { id, version } = await findFlowVersion(db, tenant, idOrEndpointName)
-  const cached = cache.get(id, version)
-  if (cached) return { id, graph: cached }
-  const flow = await getVersionedFlow(db, tenant, id)
-  const graph = runnableGraph(parseFlow(flow, registry))
-  cache.set(id, flow.version, graph)
-  return { id, graph }
+export class RunnableFlows {
+  readonly #versions: BatchedCalls<FlowRef, { id: string; version: string } | undefined>
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly registry: ComponentRegistry,
+    private readonly cache: FlowGraphCache,
+  ) {
+    this.#versions = new BatchedCalls((refs) => findFlowVersions(db, refs), {
+      maxInFlight: LOOKUPS_IN_FLIGHT,
+      maxBatch: LOOKUP_BATCH,
+      retryAlone: (err) => !isUnavailableError(err),
+    })
+  }
+
+  /** Statements of version lookups run so far. */
+  get lookupStatements(): number {
+    return this.#versions.statements
+  }
+
+  async load(tenant: string, idOrEndpointName: string): Promise<{ id: string; graph: FlowGraph }> {
+    const found = await this.#versions.call({ tenant, idOrEndpointName })
+    if (!found) throw new FlowNotFoundError(idOrEndpointName)
+    const { id, version } = found
+    const cached = this.cache.get(id, version)
+    if (cached) return { id, graph: cached }
+    const flow = await getVersionedFlow(this.db, tenant, id)
+    const graph = runnableGraph(parseFlow(flow, this.registry))
+    this.cache.set(id, flow.version, graph)
+    return { id, graph }
+  }
 }

@@ -102,24 +102,41 @@ export async function getFlowByEndpointName(db: Queryable, tenant: string, endpo
 }
 
 /**
- * The ID and row version (Postgres `xmin`, changed by every update) of the tenant's flow with this
- * ID or endpoint name; FlowNotFoundError if none. Cheap: the flow's data is not read.
+ * The ID and row version (Postgres `xmin`, changed by every update) of flows named by ID or endpoint name, for
+ * many runs in one statement (the flow's data is not read): `n` numbers the lookups ($1–$3 arrays, in order).
  */
-export async function findFlowVersion(
-  db: Queryable,
-  tenant: string,
-  idOrEndpointName: string,
-): Promise<{ id: string; version: string }> {
-  const byId = isUuid(idOrEndpointName)
-  const { rows } = await db.query<{ id: string; version: string }>(
-    `SELECT id::text AS id, xmin::text AS version FROM flows WHERE tenant_id = $1 AND ${byId ? 'id = $2' : 'endpoint_name = $2'}`,
-    [tenant, byId ? idOrEndpointName.toLowerCase() : idOrEndpointName],
-  )
-  if (!rows[0]) throw new FlowNotFoundError(idOrEndpointName)
-  return rows[0]
+const FIND_FLOW_VERSIONS = `SELECT k.n::integer AS n, f.id::text AS id, f.xmin::text AS version
+  FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS k(tenant_id, flow_id, endpoint_name, n)
+  CROSS JOIN LATERAL (
+    SELECT id, xmin FROM flows WHERE k.flow_id IS NOT NULL AND tenant_id = k.tenant_id AND id = k.flow_id
+    UNION ALL
+    SELECT id, xmin FROM flows
+    WHERE k.flow_id IS NULL AND tenant_id = k.tenant_id AND endpoint_name = k.endpoint_name
+  ) f`
+
+/** A run's flow reference: its tenant and the flow's ID or endpoint name. */
+export interface FlowRef {
+  tenant: string
+  idOrEndpointName: string
 }
 
-/** The tenant's flow with this ID and its row version (see findFlowVersion); FlowNotFoundError if none. */
+/** The ID and row version of each referenced flow, undefined where the tenant has none. */
+export async function findFlowVersions(
+  db: Queryable,
+  refs: FlowRef[],
+): Promise<({ id: string; version: string } | undefined)[]> {
+  const byId = refs.map((ref) => isUuid(ref.idOrEndpointName))
+  const { rows } = await db.query<{ n: number; id: string; version: string }>(FIND_FLOW_VERSIONS, [
+    refs.map((ref) => ref.tenant),
+    refs.map((ref, i) => (byId[i] ? ref.idOrEndpointName.toLowerCase() : null)),
+    refs.map((ref, i) => (byId[i] ? null : ref.idOrEndpointName)),
+  ])
+  const found: ({ id: string; version: string } | undefined)[] = refs.map(() => undefined)
+  for (const row of rows) found[row.n - 1] = { id: row.id, version: row.version }
+  return found
+}
+
+/** The tenant's flow with this ID and its row version (see findFlowVersions); FlowNotFoundError if none. */
 export async function getVersionedFlow(db: Queryable, tenant: string, id: string): Promise<Flow & { version: string }> {
   const { rows } = await db.query<Flow & { version: string }>(
     `SELECT ${COLUMNS}, xmin::text AS version FROM flows WHERE tenant_id = $1 AND id = $2`,

@@ -1,5 +1,5 @@
-import type { Queryable } from '@session-runtime/db'
-import type { SessionKey, SessionTurnStore } from './session-runs.js'
+import { BatchedCalls, isUnavailableError, type Queryable } from '@session-runtime/db'
+import { type SessionKey, type SessionTurnStore, sessionKeyId } from './session-runs.js'
 
 /** The NOTIFY channel of released sessions; the payload names the schema and the session (`wakePayload`). */
 export const SESSION_RELEASED_CHANNEL = 'runsvc_session_released'
@@ -40,9 +40,26 @@ const holdSession = (ticket: string, condition: string) => `
     WHERE NOT ${live('h')}
   RETURNING ticket`
 
-// Take: one statement, one round trip (the fast path of every run): the session has no live holder and
-// nobody waits.
-const TAKE = `${holdSession("nextval('session_run_tickets')", noLiveWaiterBefore())}`
+// Take, for the runs of many sessions in one statement (the fast path of every run): each session that has no
+// live holder and no live waiter is held with a new ticket; `n` numbers the keys ($1–$3 arrays, in order).
+// Rows are inserted in key order, so two instances' batches lock shared keys in the same order.
+const TAKE_MANY = `WITH wanted AS (
+  SELECT k.tenant_id, k.flow_id, k.session_id, k.n
+  FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS k(tenant_id, flow_id, session_id, n)
+  WHERE NOT EXISTS (
+    SELECT 1 FROM session_run_waiters w
+    WHERE w.tenant_id = k.tenant_id AND w.flow_id = k.flow_id AND w.session_id = k.session_id AND ${live('w')})
+), taken AS (
+  INSERT INTO session_run_holders AS h (tenant_id, flow_id, session_id, ticket, instance_id)
+  SELECT tenant_id, flow_id, session_id, nextval('session_run_tickets'), $4::uuid
+  FROM wanted ORDER BY tenant_id, flow_id, session_id
+  ON CONFLICT (tenant_id, flow_id, session_id) DO UPDATE
+    SET ticket = excluded.ticket, instance_id = excluded.instance_id, since = now()
+    WHERE NOT ${live('h')}
+  RETURNING tenant_id, flow_id, session_id, ticket
+)
+SELECT wanted.n::integer AS n, taken.ticket::text AS ticket
+FROM wanted JOIN taken USING (tenant_id, flow_id, session_id)`
 
 const JOIN = `INSERT INTO session_run_waiters (tenant_id, flow_id, session_id, instance_id)
   VALUES ($1, $2::uuid, $3, $4::uuid) RETURNING ticket::text AS ticket`
@@ -64,10 +81,18 @@ const notifyWaiters = (except: string) => `
     SELECT 1 FROM session_run_waiters
     WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 ${except})`
 
-const RELEASE = `WITH released AS (
-  DELETE FROM session_run_holders
-  WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 AND ticket = $4::bigint
-) ${notifyWaiters('')}`
+// Release, for many sessions in one statement ($1–$4 arrays: the keys and their tickets; $5 the channel, $6
+// the payloads): wakes the waiters of the released sessions that have any.
+const RELEASE_MANY = `WITH k AS (
+  SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $6::text[])
+    AS k(tenant_id, flow_id, session_id, ticket, payload)
+), released AS (
+  DELETE FROM session_run_holders h USING k
+  WHERE h.tenant_id = k.tenant_id AND h.flow_id = k.flow_id AND h.session_id = k.session_id AND h.ticket = k.ticket
+)
+SELECT pg_notify($5, k.payload) FROM k WHERE EXISTS (
+  SELECT 1 FROM session_run_waiters w
+  WHERE w.tenant_id = k.tenant_id AND w.flow_id = k.flow_id AND w.session_id = k.session_id)`
 
 const LEAVE = `WITH gone AS (
   DELETE FROM session_run_waiters
@@ -104,19 +129,65 @@ export interface SessionRunRepository extends SessionTurnStore {
   stop(): Promise<void>
 }
 
+/** How many take (and release) statements run at once; takes that arrive meanwhile go together in the next. */
+const TURN_STATEMENTS_IN_FLIGHT = 2
+/** Most sessions one take or release statement carries. */
+const TURN_BATCH = 256
+
 /**
  * The per-session turns of the run-service's instances in its database (migration 005; the rules:
  * session-runs.ts). `instanceId` is this process's; `schema` goes into the wake-ups (several schemas, as in
  * tests, share one database's notifications).
+ *
+ * Takes and releases, one each per run, are coalesced (BatchedCalls): under load, those that arrive while
+ * TURN_STATEMENTS_IN_FLIGHT statements run go together in the next one, so a busy instance sends one statement
+ * for many runs; an idle one sends each at once. Each session's outcome is the one its own statement would have
+ * had: the statement decides every session on its own row. A coalesced statement that fails for another reason
+ * than an unreachable database (a deadlock with another instance's batch, one bad key) is retried per session.
  */
 export function sessionRunRepository(db: Queryable, instanceId: string, schema: string): SessionRunRepository {
   const keyParams = (key: SessionKey) => [key.tenant, key.flowId, key.sessionId]
   const notifyParams = (key: SessionKey) => [SESSION_RELEASED_CHANNEL, wakePayload(schema, key)]
+  const batching = {
+    maxInFlight: TURN_STATEMENTS_IN_FLIGHT,
+    maxBatch: TURN_BATCH,
+    retryAlone: (err: unknown) => !isUnavailableError(err),
+  }
+  const columns = (keys: SessionKey[]) => [
+    keys.map((k) => k.tenant),
+    keys.map((k) => k.flowId),
+    keys.map((k) => k.sessionId),
+  ]
+  const takes = new BatchedCalls<SessionKey, string | undefined>(
+    (keys) =>
+      inDistinctRounds(keys, sessionKeyId, async (round) => {
+        const { rows } = await db.query<{ n: number; ticket: string }>(TAKE_MANY, [...columns(round), instanceId])
+        const tickets: (string | undefined)[] = round.map(() => undefined)
+        for (const row of rows) tickets[row.n - 1] = String(row.ticket)
+        return tickets
+      }),
+    batching,
+  )
+  const releases = new BatchedCalls<{ key: SessionKey; ticket: string }, void>(
+    (held) =>
+      inDistinctRounds(
+        held,
+        (h) => sessionKeyId(h.key),
+        async (round) => {
+          const keys = round.map((h) => h.key)
+          await db.query(RELEASE_MANY, [
+            ...columns(keys),
+            round.map((h) => h.ticket),
+            SESSION_RELEASED_CHANNEL,
+            keys.map((key) => wakePayload(schema, key)),
+          ])
+          return round.map(() => undefined)
+        },
+      ),
+    batching,
+  )
   return {
-    async take(key) {
-      const { rows } = await db.query<{ ticket: string }>(TAKE, [...keyParams(key), instanceId])
-      return rows[0]?.ticket === undefined ? undefined : String(rows[0].ticket)
-    },
+    take: (key) => takes.call(key),
     async join(key) {
       const { rows } = await db.query<{ ticket: string }>(JOIN, [...keyParams(key), instanceId])
       return String(rows[0]?.ticket)
@@ -128,9 +199,7 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
     async leave(key, ticket) {
       await db.query(LEAVE, [...keyParams(key), ticket, ...notifyParams(key)])
     },
-    async release(key, ticket) {
-      await db.query(RELEASE, [...keyParams(key), ticket, ...notifyParams(key)])
-    },
+    release: (key, ticket) => releases.call({ key, ticket }),
     async heartbeat(leaseMs) {
       await db.query(HEARTBEAT, [instanceId, leaseMs])
     },
@@ -141,4 +210,33 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
       await db.query(STOP, [instanceId])
     },
   }
+}
+
+/**
+ * Runs `run` over `items` in rounds whose items have distinct keys, one round after another (one statement
+ * can't insert or delete one session's row twice); the outputs in the items' order. The rule gives each
+ * session one call at a time per process, so there is one round but for a caller that breaks it.
+ */
+async function inDistinctRounds<T, O>(items: T[], keyOf: (item: T) => string, run: (round: T[]) => Promise<O[]>) {
+  const outputs: O[] = new Array(items.length)
+  let left = items.map((item, index) => ({ item, index }))
+  while (left.length > 0) {
+    const seen = new Set<string>()
+    const round: typeof left = []
+    const later: typeof left = []
+    for (const entry of left) {
+      const key = keyOf(entry.item)
+      if (seen.has(key)) later.push(entry)
+      else {
+        seen.add(key)
+        round.push(entry)
+      }
+    }
+    const answered = await run(round.map((entry) => entry.item))
+    round.forEach((entry, i) => {
+      outputs[entry.index] = answered[i] as O
+    })
+    left = later
+  }
+  return outputs
 }

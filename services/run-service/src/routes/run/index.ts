@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
-import { FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.js'
+import { FlowGraphCache, RunnableFlows } from '../../domain/flow-graph-cache.js'
 import {
   buildRunResponse,
   type ComponentRegistry,
@@ -57,7 +57,7 @@ const RunQuery = Type.Object({ stream: Type.Boolean({ default: false }) })
  */
 const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   app.addHook('onRequest', app.requireInternalCaller)
-  const flowGraphs = new FlowGraphCache(opts.flowCacheSize)
+  const flows = new RunnableFlows(app.db, opts.registry, new FlowGraphCache(opts.flowCacheSize))
   app.addHook('onRequest', app.seedExampleFlows)
   const streamedRuns = countRuns(app)
   acceptEmptyJsonBody(app)
@@ -86,13 +86,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
       checkInputLimits(request.body, opts)
       // plan
       const { tenant } = request
-      const flow = await loadRunnableFlow(
-        app.db,
-        flowGraphs,
-        opts.registry,
-        tenant,
-        request.params.flow_id_or_endpoint_name,
-      )
+      const flow = await flows.load(tenant, request.params.flow_id_or_endpoint_name)
       const plan = planRun(flow.graph, flow.id, request.body)
       const log = runLog(request, reply, flow.id, plan.requestSessionId)
       // wait for the session's turn (a JSON 409 with `reject` if it is not free), then execute
@@ -141,7 +135,7 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
   )
 
   // Langflow's OpenAI-compatible endpoint: the same runs, in this scope (its hooks, cache and metrics)
-  await app.register(responses, { ...opts, flowGraphs, streamedRuns })
+  await app.register(responses, { ...opts, flows, streamedRuns })
 }
 
 export default run

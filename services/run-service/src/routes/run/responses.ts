@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorEnvelope } from '@session-runtime/schemas'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { type FlowGraphCache, loadRunnableFlow } from '../../domain/flow-graph-cache.js'
+import type { RunnableFlows } from '../../domain/flow-graph-cache.js'
 import {
   buildRunResponse,
   type ComponentRegistry,
@@ -37,7 +37,7 @@ import type { StreamedRuns } from './run-metrics.js'
 export interface ResponsesRouteOptions extends RunInputLimits, RunExecutionOptions {
   bodyLimit: number
   registry: ComponentRegistry
-  flowGraphs: FlowGraphCache
+  flows: RunnableFlows
   streamedRuns: StreamedRuns
 }
 
@@ -108,7 +108,7 @@ export const responses: FastifyPluginAsyncTypebox<ResponsesRouteOptions> = async
       if (body.tools != null) throw new Errors.Validation('body/tools: tools are not supported')
       checkInputLimits({ input_value: body.input }, opts)
       // plan: the flow, then the session
-      const flow = await loadRunnableFlow(app.db, opts.flowGraphs, opts.registry, tenant, body.model)
+      const flow = await opts.flows.load(tenant, body.model)
       if (!hasChatInput(flow.graph)) {
         throw new Errors.Validation(
           `Flow ${body.model} has no Chat Input component, which the Responses endpoint needs`,
