@@ -40,7 +40,7 @@ const holdSession = (ticket: string, condition: string) => `
     WHERE NOT ${live('h')}
   RETURNING ticket`
 
-// Take, for the runs of many sessions in one statement (the fast path of every run): each session that has no
+// Take, for the runs of many sessions in one statement (the fast path of every run under load): each session that has no
 // live holder and no live waiter is held with a new ticket; `n` numbers the keys ($1–$3 arrays, in order).
 // Rows are inserted in key order, so two instances' batches lock shared keys in the same order.
 const TAKE_MANY = `WITH wanted AS (
@@ -80,6 +80,15 @@ const notifyWaiters = (except: string) => `
   SELECT pg_notify($5, $6) WHERE EXISTS (
     SELECT 1 FROM session_run_waiters
     WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 ${except})`
+
+// Take and release for one session: the statements of a batch of one (cheaper than the batched form's
+// unnest, join and CTEs: measured 200 against 320 µs of Postgres CPU per run when every batch held one).
+const TAKE = `${holdSession("nextval('session_run_tickets')", noLiveWaiterBefore())}`
+
+const RELEASE = `WITH released AS (
+  DELETE FROM session_run_holders
+  WHERE tenant_id = $1 AND flow_id = $2::uuid AND session_id = $3 AND ticket = $4::bigint
+) ${notifyWaiters('')}`
 
 // Release, for many sessions in one statement ($1–$4 arrays: the keys and their tickets; $5 the channel, $6
 // the payloads): wakes the waiters of the released sessions that have any.
@@ -129,7 +138,10 @@ export interface SessionRunRepository extends SessionTurnStore {
   stop(): Promise<void>
 }
 
-/** How many take (and release) statements run at once; takes that arrive meanwhile go together in the next. */
+/**
+ * How many take (and release) statements run at once; takes that arrive meanwhile go together in the next.
+ * Two, not one: a statement that waits (on another instance's row lock, a deadlock check) holds up one slot.
+ */
 const TURN_STATEMENTS_IN_FLIGHT = 2
 /** Most sessions one take or release statement carries. */
 const TURN_BATCH = 256
@@ -161,6 +173,10 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
   const takes = new BatchedCalls<SessionKey, string | undefined>(
     (keys) =>
       inDistinctRounds(keys, sessionKeyId, async (round) => {
+        if (round.length === 1) {
+          const { rows } = await db.query<{ ticket: string }>(TAKE, [...keyParams(round[0] as SessionKey), instanceId])
+          return [rows[0]?.ticket === undefined ? undefined : String(rows[0].ticket)]
+        }
         const { rows } = await db.query<{ n: number; ticket: string }>(TAKE_MANY, [...columns(round), instanceId])
         const tickets: (string | undefined)[] = round.map(() => undefined)
         for (const row of rows) tickets[row.n - 1] = String(row.ticket)
@@ -174,6 +190,11 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
         held,
         (h) => sessionKeyId(h.key),
         async (round) => {
+          if (round.length === 1) {
+            const { key, ticket } = round[0] as { key: SessionKey; ticket: string }
+            await db.query(RELEASE, [...keyParams(key), ticket, ...notifyParams(key)])
+            return [undefined]
+          }
           const keys = round.map((h) => h.key)
           await db.query(RELEASE_MANY, [
             ...columns(keys),
