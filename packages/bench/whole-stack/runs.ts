@@ -19,7 +19,9 @@
  *   embedded: no DATABASE_URL / REDIS_URL: embedded PGlite and the in-process cache (the zero-install default).
  * Each set-up measures a bare-Fastify baseline (whole-stack/baseline.ts: parses the run body, answers the
  * recorded echo response) with the same load in the same sitting, so rows read as ratios on a noisy machine;
- * then CPU time per run of each process (from /proc: gateway, run-service, message-store, every Postgres
+ * the default set-up also measures the floor of the stack's shape (whole-stack/floor.ts: three bare Fastify
+ * processes chained like the services, the last making one INSERT of the turn's two messages), so the gap
+ * between it and the echo run is what the services' own work costs per run; then CPU time per run of each process (from /proc: gateway, run-service, message-store, every Postgres
  * process, redis-server, the load generator), so the next person sees where the time goes.
  *
  * Queueing (issue 15), in each set-up but warn: BENCH_RUNS_QUEUE_ROUNDS (10) times, 10 Memory Echo runs sent at
@@ -34,7 +36,7 @@
  * BENCH_RUNS_CONNECTIONS (20), BENCH_RUNS_SESSIONS (200), BENCH_RUNS_SETUPS (default,no-rule,warn,embedded),
  * BENCH_RUNS_QUEUE_ROUNDS (10; 0: no queueing measurement),
  * BENCH_DATABASE_URL, BENCH_REDIS_URL, BENCH_CPU_PROF=1 (profile the services into whole-stack/.profiles-runs/),
- * BENCH_QUIET_WAIT (s to wait for other processes to go quiet before each set-up, 20),
+ * BENCH_RUNS_FLOOR (1; 0: no floor measurement), BENCH_QUIET_WAIT (s to wait for other processes to go quiet before each set-up, 20),
  * FIXTURES_DIR (default ../shared/fixtures beside the repository).
  */
 import { randomBytes } from 'node:crypto'
@@ -63,6 +65,8 @@ const QUEUE_ROUNDS = Number(env.BENCH_RUNS_QUEUE_ROUNDS ?? 10)
 /** Runs sent at once in a queueing round. */
 const QUEUE_BURST = 10
 const CPU_PROF = env.BENCH_CPU_PROF === '1'
+const FLOOR = env.BENCH_RUNS_FLOOR !== '0'
+const FLOOR_SCENARIO = 'floor: three bare Fastify hops + one INSERT (floor.ts)'
 const QUIET_WAIT_S = Number(env.BENCH_QUIET_WAIT ?? 20)
 
 const TARGET = { echo: { runs: 1100, p99: 50 }, memory: { runs: 900 } }
@@ -302,6 +306,7 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
     stopTimeoutMs: 15_000,
   })
   let baseline: ForkedServer | undefined
+  let floor: [ForkedServer, ForkedServer, ForkedServer] | undefined
   try {
     const gw = stack.gatewayUrl
     const headers = { 'x-api-key': API_KEY, 'content-type': 'application/json' }
@@ -330,6 +335,29 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
       { runBody: recorded, monitorBody: '[]' },
       { onLine: (line, stream) => onServiceLine(line, stream) },
     )
+    if (FLOOR && setup.id === 'default' && usePostgres) {
+      // the floor of the stack's shape (floor.ts): started back to front, each given the next one's address
+      const table = `bench_floor_${process.pid}`
+      const forkOpts = { onLine: (line: string, stream: 'stdout' | 'stderr') => onServiceLine(line, stream) }
+      const store = await startForked('floor-store', 'floor.ts', { role: 'store', databaseUrl, table }, forkOpts)
+      const middle = await startForked(
+        'floor-middle',
+        'floor.ts',
+        {
+          role: 'middle',
+          upstream: store.url,
+          runBody: recorded,
+        },
+        forkOpts,
+      )
+      const front = await startForked(
+        'floor-front',
+        'floor.ts',
+        { role: 'front', upstream: middle.url, runBody: '' },
+        forkOpts,
+      )
+      floor = [front, middle, store]
+    }
     const pids = {
       gateway: stack.services.gateway.child.pid ?? -1,
       'run-service': stack.services['run-service'].child.pid ?? -1,
@@ -343,6 +371,7 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
     ]
     log(`  warm-up (${WARMUP} s each)`)
     await load(baseline.url, `/api/v1/run/${echo.id}`, WARMUP, 'warm')
+    if (floor) await load(floor[0].url, `/api/v1/run/${echo.id}`, WARMUP, 'warm-floor')
     for (const s of scenarios) await load(gw, s.path, WARMUP, `warm-${s.id}`)
     await waitUntilQuiet(QUIET_WAIT_S, {
       waiting: (busy) => log(`  waiting up to ${QUIET_WAIT_S} s for quiet (${pct(busy)} of a core in use) ...`),
@@ -359,6 +388,24 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
         { ...pids, gateway: baseline.pid },
       )
       rows.push(base)
+      if (floor) {
+        const [front, middle, store] = floor
+        const row = await measureRuns(
+          setup,
+          FLOOR_SCENARIO,
+          front.url,
+          `/api/v1/run/${echo.id}`,
+          undefined,
+          `r${r}-floor`,
+          {
+            gateway: front.pid,
+            'run-service': middle.pid,
+            'message-store': store.pid,
+          },
+        )
+        row.vsBaseline = row.reqs / base.reqs
+        rows.push(row)
+      }
       for (const s of scenarios) {
         const row = await measureRuns(setup, s.scenario, gw, s.path, s.flowId, `r${r}-${s.id}`, pids)
         row.vsBaseline = row.reqs / base.reqs
@@ -379,6 +426,7 @@ async function runSetup(setup: Setup, rows: Row[]): Promise<void> {
     }
   } finally {
     if (baseline) await stopChild(baseline.child, { timeoutMs: 15_000 })
+    for (const server of floor ?? []) await stopChild(server.child, { timeoutMs: 15_000 })
     await stack.stop().catch((err) => log(`could not stop the stack: ${err}`))
   }
 }
