@@ -127,7 +127,6 @@ const run: FastifyPluginAsyncTypebox<RunRoutesOptions> = async (app, opts) => {
         if (status >= 500) log.failed(error, 'streamed run failed')
         stream.write({ event: 'error', data: { error: failed?.message ?? 'Internal server error' } })
       } finally {
-        await release()
         streamedRuns.ended(reply, status)
         stream.end()
       }

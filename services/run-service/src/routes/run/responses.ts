@@ -173,7 +173,6 @@ export const responses: FastifyPluginAsyncTypebox<ResponsesRouteOptions> = async
           }),
         )
       } finally {
-        await release()
         opts.streamedRuns.ended(reply, status)
         stream.end(STREAM_DONE)
       }
