@@ -3,6 +3,14 @@ export interface BatchQueueOptions {
   maxInFlight: number
   /** Most size units (see `size`) one batch carries. */
   maxBatch: number
+  /**
+   * Send at the end of the event loop's turn (setImmediate) instead of at once: everything pushed during one
+   * turn (every request whose bytes arrived in it) goes in one batch, even on an idle queue, and a batch that
+   * ends does not send the next one before the turn's arrivals are in. One statement and one socket write for
+   * the lot instead of one for the first arrival and one for the rest; a push waits at most for the rest of
+   * its turn. Default false: an item goes out at once when a slot is free.
+   */
+  gatherTurn?: boolean
 }
 
 /**
@@ -14,6 +22,7 @@ export interface BatchQueueOptions {
 export class BatchQueue<T> {
   private readonly queue: T[] = []
   private inFlight = 0
+  private scheduled = false
   /** Batches run so far. */
   batches = 0
 
@@ -25,7 +34,17 @@ export class BatchQueue<T> {
 
   push(item: T): void {
     this.queue.push(item)
-    this.drain()
+    this.next()
+  }
+
+  private next() {
+    if (!this.opts.gatherTurn) return this.drain()
+    if (this.scheduled) return
+    this.scheduled = true
+    setImmediate(() => {
+      this.scheduled = false
+      this.drain()
+    })
   }
 
   private drain() {
@@ -41,7 +60,7 @@ export class BatchQueue<T> {
       this.batches++
       void this.run(batch).finally(() => {
         this.inFlight--
-        this.drain()
+        this.next()
       })
     }
   }

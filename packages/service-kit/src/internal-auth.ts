@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import { INTERNAL_TOKEN_HEADER, TENANT_HEADER } from '@session-runtime/schemas'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -17,7 +17,9 @@ declare module 'fastify' {
   }
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest()
+// Hashed to compare equal lengths in constant time. The one-shot `hash` (Node 20.12+): no Hash object per
+// request, which createHash().update().digest() built on every internal call (seen in the message-store's profile).
+const digest = (value: string) => hash('sha256', value, 'buffer')
 
 export interface InternalAuthOptions {
   internalToken: string

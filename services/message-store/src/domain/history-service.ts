@@ -42,6 +42,9 @@ export class HistoryService {
     this.versions = new VersionLookups((keys) => readVersions(db, keys), {
       maxInFlight: opts.lookupConcurrency ?? 2,
       maxBatch: 1000,
+      // The reads of one event-loop turn share one statement (one round trip, one socket write): writes to a
+      // socket were the largest cost of a hot read in its profile (docs/benchmarks.md, 2026-12-07).
+      gatherTurn: true,
     })
   }
 
