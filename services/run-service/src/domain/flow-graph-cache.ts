@@ -45,8 +45,9 @@ const LOOKUP_BATCH = 256
 /**
  * The run's lookup (spec §3): the tenant's flow by ID or endpoint name (FlowNotFoundError otherwise), as a
  * runnable graph of `registry`'s components (FlowInvalidError if it cannot run). One small query when the
- * cache holds the current version, and under load one query for the lookups of many runs (BatchedCalls, as
- * the per-session rule's takes); the tenant check is always made by the database. Fresh: a lookup is sent
+ * cache holds the current version, and under load one query for the lookups of many runs (BatchedCalls: the
+ * lookups of one event-loop turn and those arriving while two statements run go together, as the per-session
+ * rule's takes); the tenant check is always made by the database. Fresh: a lookup is sent
  * after its run arrived, so it sees every update acknowledged before.
  */
 export class RunnableFlows {
@@ -61,6 +62,7 @@ export class RunnableFlows {
       maxInFlight: LOOKUPS_IN_FLIGHT,
       maxBatch: LOOKUP_BATCH,
       retryAlone: (err) => !isUnavailableError(err),
+      gatherTurn: true,
     })
   }
 

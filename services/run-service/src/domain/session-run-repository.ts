@@ -151,9 +151,10 @@ const TURN_BATCH = 256
  * session-runs.ts). `instanceId` is this process's; `schema` goes into the wake-ups (several schemas, as in
  * tests, share one database's notifications).
  *
- * Takes and releases, one each per run, are coalesced (BatchedCalls): under load, those that arrive while
- * TURN_STATEMENTS_IN_FLIGHT statements run go together in the next one, so a busy instance sends one statement
- * for many runs; an idle one sends each at once. Each session's outcome is the one its own statement would have
+ * Takes and releases, one each per run, are coalesced (BatchedCalls): those of one event-loop turn (the runs
+ * whose requests arrived in it, `gatherTurn`) and those that arrive while TURN_STATEMENTS_IN_FLIGHT statements
+ * run go together in the next one, so a busy instance sends one statement for many runs; an idle one sends a
+ * run's own statement at the end of its turn. Each session's outcome is the one its own statement would have
  * had: the statement decides every session on its own row. A coalesced statement that fails for another reason
  * than an unreachable database (a deadlock with another instance's batch, one bad key) is retried per session.
  */
@@ -164,6 +165,7 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
     maxInFlight: TURN_STATEMENTS_IN_FLIGHT,
     maxBatch: TURN_BATCH,
     retryAlone: (err: unknown) => !isUnavailableError(err),
+    gatherTurn: true,
   }
   const columns = (keys: SessionKey[]) => [
     keys.map((k) => k.tenant),
