@@ -30,8 +30,8 @@ interface HelmetHeaders {
 /**
  * helmet's headers for `options`, found once by running its middleware on a recording response. With no nonce
  * and no directive computed per request (none here) they are the same for every answer; @fastify/helmet built
- * the middleware again on every request (parsing the options and the CSP directives each time: ~4% of the
- * gateway's CPU per proxied run).
+ * the middleware again on every request (parsing the options and the CSP directives each time: 3–4% of the
+ * gateway's profiled time per proxied run, docs/benchmarks.md 2026-12-07).
  */
 export function helmetHeaders(options: HelmetOptions): HelmetHeaders {
   const headers: HelmetHeaders = { set: [], removed: [] }
