@@ -71,6 +71,18 @@ if (imported.status !== 201) throw new Error(`import: ${imported.status} ${JSON.
 const flowId = imported.body.id as string
 const SESSION = 'held-by-the-dead'
 
+/** The reader of a streamed run's body, once its first token arrived (the run is in flight on its session). */
+async function readUntilFirstToken(held: Response): Promise<ReadableStreamDefaultReader<Uint8Array>> {
+  const reader = (held.body as ReadableStream<Uint8Array>).getReader()
+  let seen = ''
+  while (!seen.includes('"event":"token"')) {
+    const { done, value } = await reader.read()
+    if (done) throw new Error(`the held run ended early: ${seen}`)
+    seen += new TextDecoder().decode(value)
+  }
+  return reader
+}
+
 t.test('through the gateway: 20 runs at once on one session take turns; reject is a 409', async (t) => {
   const RUNS = 20
   const inputs = Array.from({ length: RUNS }, (_, i) => `at once ${i}`)
@@ -109,13 +121,7 @@ t.test('through the gateway: 20 runs at once on one session take turns; reject i
     body: JSON.stringify({ input_value: 'hold on', session_id: 'busy' }),
     signal: AbortSignal.timeout(STEP_MS),
   })
-  const reader = (held.body as ReadableStream<Uint8Array>).getReader()
-  let seen = ''
-  while (!seen.includes('"event":"token"')) {
-    const { done, value } = await reader.read()
-    if (done) throw new Error(`the held run ended early: ${seen}`)
-    seen += new TextDecoder().decode(value)
-  }
+  const reader = await readUntilFirstToken(held)
   for (let i = 0; i < 4; i++) {
     const refused = await gatewayCall('POST', `/api/v1/run/${flowId}`, {
       input_value: 'me too',
@@ -153,13 +159,7 @@ t.test('an instance killed while its run holds a session blocks it for a few sec
   // the victim's run holds the session: its question is stored, the model is half-way through the reply
   const held = await runOn(victim, { input_value: 'first question', session_id: SESSION }, { stream: true })
   t.equal(held.status, 200)
-  const reader = (held.body as ReadableStream<Uint8Array>).getReader()
-  let seen = ''
-  while (!seen.includes('"event":"token"')) {
-    const { done, value } = await reader.read()
-    if (done) throw new Error(`the held run ended early: ${seen}`)
-    seen += new TextDecoder().decode(value)
-  }
+  const reader = await readUntilFirstToken(held)
   reader.read().catch(() => {}) // the connection breaks when the victim dies
 
   let waiting: Promise<Response> | undefined

@@ -44,3 +44,30 @@ t.test('a batch answered with the wrong number of outputs is an error, not a wro
     ['rejected', 'rejected'],
   )
 })
+
+t.test('`one` answers a batch of one call (an idle caller, a call retried alone); `run` the larger ones', async (t) => {
+  const used: string[] = []
+  const calls = new BatchedCalls<number, number>(
+    async (inputs) => {
+      used.push(`run ${inputs.join(',')}`)
+      if (inputs.includes(3)) throw new Error('bad input')
+      return inputs.map((n) => n + 100)
+    },
+    {
+      maxInFlight: 1,
+      maxBatch: 100,
+      retryAlone: () => true,
+      one: async (n) => {
+        used.push(`one ${n}`)
+        if (n === 3) throw new Error('bad input')
+        return n + 100
+      },
+    },
+  )
+  const settled = await Promise.allSettled([1, 2, 3, 4].map((n) => calls.call(n)))
+  t.same(
+    settled.map((o) => (o.status === 'fulfilled' ? o.value : 'rejected')),
+    [101, 102, 'rejected', 104],
+  )
+  t.same(used, ['one 1', 'run 2,3,4', 'one 2', 'one 3', 'one 4'])
+})

@@ -7,6 +7,7 @@ import {
   buildTestApp,
   internalHeaders,
   type MessageStore,
+  sessionMessages,
   startMessageStore,
   storageKind,
   type TestApp,
@@ -84,17 +85,8 @@ function runFlow(
 }
 
 /** Every message of (flow, session), oldest first, read through the message-store's monitor API. */
-async function storedMessages(flowId: string, sessionId?: string, tenant = 'tenant-a'): Promise<Message[]> {
-  const query = new URLSearchParams({ flow_id: flowId, limit: '1000' })
-  if (sessionId !== undefined) query.set('session_id', sessionId)
-  const res = await store.inject({
-    method: 'GET',
-    url: `/api/v1/monitor/messages?${query}`,
-    headers: internalHeaders(tenant),
-  })
-  if (res.statusCode !== 200) throw new Error(`monitor: ${res.statusCode} ${res.body}`)
-  return res.json() as Message[]
-}
+const storedMessages = (flowId: string, sessionId?: string, tenant = 'tenant-a'): Promise<Message[]> =>
+  sessionMessages(store, tenant, flowId, sessionId)
 
 function chatText(body: RunBody): string {
   return body.outputs[0]?.outputs[0]?.outputs.message.message ?? '<none>'

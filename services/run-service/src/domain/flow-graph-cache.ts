@@ -1,6 +1,12 @@
 import { BatchedCalls, isUnavailableError, type Queryable } from '@session-runtime/db'
 import { type ComponentRegistry, type FlowGraph, parseFlow, runnableGraph } from '../engine/index.js'
-import { FlowNotFoundError, type FlowRef, findFlowVersions, getVersionedFlow } from './flow-repository.js'
+import {
+  FlowNotFoundError,
+  type FlowRef,
+  findFlowVersion,
+  findFlowVersions,
+  getVersionedFlow,
+} from './flow-repository.js'
 
 /**
  * Runnable graphs of stored flows, by flow ID and row version, least recently used out first.
@@ -63,12 +69,8 @@ export class RunnableFlows {
       maxBatch: LOOKUP_BATCH,
       retryAlone: (err) => !isUnavailableError(err),
       gatherTurn: true,
+      one: (ref) => findFlowVersion(db, ref),
     })
-  }
-
-  /** Statements of version lookups run so far. */
-  get lookupStatements(): number {
-    return this.#versions.statements
   }
 
   async load(tenant: string, idOrEndpointName: string): Promise<{ id: string; graph: FlowGraph }> {

@@ -120,21 +120,24 @@ export interface FlowRef {
   idOrEndpointName: string
 }
 
+/** The ID and row version of one referenced flow, undefined if the tenant has none (findFlowVersions for one). */
+export async function findFlowVersion(
+  db: Queryable,
+  { tenant, idOrEndpointName }: FlowRef,
+): Promise<{ id: string; version: string } | undefined> {
+  const byId = isUuid(idOrEndpointName)
+  const { rows } = await db.query<{ id: string; version: string }>(
+    `SELECT id::text AS id, xmin::text AS version FROM flows WHERE tenant_id = $1 AND ${byId ? 'id = $2' : 'endpoint_name = $2'}`,
+    [tenant, byId ? idOrEndpointName.toLowerCase() : idOrEndpointName],
+  )
+  return rows[0]
+}
+
 /** The ID and row version of each referenced flow, undefined where the tenant has none. */
 export async function findFlowVersions(
   db: Queryable,
   refs: FlowRef[],
 ): Promise<({ id: string; version: string } | undefined)[]> {
-  if (refs.length === 1) {
-    // one lookup: the plain statement, cheaper than the batched form's unnest and lateral join
-    const { tenant, idOrEndpointName } = refs[0] as FlowRef
-    const byId = isUuid(idOrEndpointName)
-    const { rows } = await db.query<{ id: string; version: string }>(
-      `SELECT id::text AS id, xmin::text AS version FROM flows WHERE tenant_id = $1 AND ${byId ? 'id = $2' : 'endpoint_name = $2'}`,
-      [tenant, byId ? idOrEndpointName.toLowerCase() : idOrEndpointName],
-    )
-    return [rows[0]]
-  }
   const byId = refs.map((ref) => isUuid(ref.idOrEndpointName))
   const { rows } = await db.query<{ n: number; id: string; version: string }>(FIND_FLOW_VERSIONS, [
     refs.map((ref) => ref.tenant),

@@ -175,16 +175,18 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
   const takes = new BatchedCalls<SessionKey, string | undefined>(
     (keys) =>
       inDistinctRounds(keys, sessionKeyId, async (round) => {
-        if (round.length === 1) {
-          const { rows } = await db.query<{ ticket: string }>(TAKE, [...keyParams(round[0] as SessionKey), instanceId])
-          return [rows[0]?.ticket === undefined ? undefined : String(rows[0].ticket)]
-        }
         const { rows } = await db.query<{ n: number; ticket: string }>(TAKE_MANY, [...columns(round), instanceId])
         const tickets: (string | undefined)[] = round.map(() => undefined)
         for (const row of rows) tickets[row.n - 1] = String(row.ticket)
         return tickets
       }),
-    batching,
+    {
+      ...batching,
+      one: async (key) => {
+        const { rows } = await db.query<{ ticket: string }>(TAKE, [...keyParams(key), instanceId])
+        return rows[0]?.ticket === undefined ? undefined : String(rows[0].ticket)
+      },
+    },
   )
   const releases = new BatchedCalls<{ key: SessionKey; ticket: string }, void>(
     (held) =>
@@ -192,11 +194,6 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
         held,
         (h) => sessionKeyId(h.key),
         async (round) => {
-          if (round.length === 1) {
-            const { key, ticket } = round[0] as { key: SessionKey; ticket: string }
-            await db.query(RELEASE, [...keyParams(key), ticket, ...notifyParams(key)])
-            return [undefined]
-          }
           const keys = round.map((h) => h.key)
           await db.query(RELEASE_MANY, [
             ...columns(keys),
@@ -207,7 +204,12 @@ export function sessionRunRepository(db: Queryable, instanceId: string, schema: 
           return round.map(() => undefined)
         },
       ),
-    batching,
+    {
+      ...batching,
+      one: async ({ key, ticket }) => {
+        await db.query(RELEASE, [...keyParams(key), ticket, ...notifyParams(key)])
+      },
+    },
   )
   return {
     take: (key) => takes.call(key),

@@ -22,14 +22,15 @@ export function uniqueName(prefix: string): string {
 
 export type MessageStore = Awaited<ReturnType<typeof buildMessageStore>> & { url: string }
 
-/** A session's stored messages, as the message-store's monitor API lists them. */
+/** A session's stored messages (or, without `sessionId`, the flow's), oldest first, as the message-store's monitor API lists them. */
 export async function sessionMessages(
   store: MessageStore,
   tenant: string,
   flowId: string,
-  sessionId: string,
+  sessionId?: string,
 ): Promise<Message[]> {
-  const query = new URLSearchParams({ flow_id: flowId, session_id: sessionId })
+  const query = new URLSearchParams({ flow_id: flowId, limit: '1000' })
+  if (sessionId !== undefined) query.set('session_id', sessionId)
   const res = await store.inject({
     method: 'GET',
     url: `/api/v1/monitor/messages?${query}`,
